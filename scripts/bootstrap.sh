@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Install everything the kit's build, tests and lab need on Debian 12 (run as root).
+# Idempotent: packages already present are skipped by apt; the virtualenv is reused.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${OOD_MT_VENV:-$repo_root/.venv}"
+
+apt_packages=(
+  # Slurm with accounting, the real daemons the tests run
+  slurm-wlm slurmdbd slurm-client munge mariadb-server mariadb-client
+  # the initializer runs under Debian's Ruby and ActiveSupport
+  ruby ruby-activesupport
+  # services the apps run, and their clients
+  postgresql postgresql-client
+  # linters for rendered scripts and YAML
+  shellcheck yamllint
+  # the containerised lab
+  podman runc debootstrap uidmap fuse-overlayfs
+  # job-side protocol tools and test helpers
+  openssl gzip coreutils procps iproute2 sudo git ca-certificates
+)
+
+missing=()
+for pkg in "${apt_packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing ${#missing[@]} Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # Debian starts services on install; policy-rc.d keeps the machine quiet, the tests start what they need.
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+else
+  echo "bootstrap: Debian packages already present"
+fi
+
+if [[ ! -x "$venv/bin/python" ]]; then
+  python3 -m venv "$venv"
+fi
+stamp="$venv/.ood-mt-deps.sha256"
+want="$(sha256sum "$repo_root/pyproject.toml" | cut -d' ' -f1)"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
+  echo "bootstrap: installing Python packages into $venv"
+  "$venv/bin/pip" install -q --upgrade pip
+  "$venv/bin/pip" install -q -e "$repo_root[dev]"
+  echo "$want" >"$stamp"
+else
+  echo "bootstrap: Python packages already present in $venv"
+fi

@@ -528,3 +528,68 @@ def schema_doc() -> list[tuple[str, str, Any]]:
 
     walk(SCHEMA, TOP_KEY)
     return rows
+
+
+# ---------------------------------------------------------------- cookiecutter answers
+
+# cookiecutter answer -> site key path it is validated as (same rules, same messages)
+_ANSWER_PATHS = {
+    "cluster": "multitenant.cluster",
+    "wckey": "multitenant.wckey",
+    "publisher_group": "multitenant.publisher_group",
+    "tenant_groups": "multitenant.tenant_groups",
+    "tenant_group_pattern": "multitenant.tenant_group_pattern",
+    "key_dir": "multitenant.keys.dir",
+    "resources": "multitenant.resources",
+}
+SERVICE_KINDS = ("custom", *SERVICE_APPS)
+
+
+def _ints(value: Any) -> Any:
+    """cookiecutter renders nested dict values to strings; turn digit strings back into ints."""
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
+
+
+def validate_app_answers(answers: dict[str, Any], file: str = "cookiecutter answers") -> list[str]:
+    """Check the answers of cookiecutter-mt-app with the site-file rules; return error lines."""
+    lines: list[str] = []
+    slug = str(answers.get("app_slug", ""))
+    if not APP_SLUG_RE.match(slug):
+        lines.append(f"{file}: app_slug: is not a valid OOD app directory name (got {slug!r}). Fix: use "
+                     "lower-case letters, digits and '_', starting with a letter, e.g. 'mt_my_service'")
+    kind = answers.get("service_kind")
+    if kind not in SERVICE_KINDS:
+        lines.append(f"{file}: service_kind: is not a known service kind (got {kind!r}). "
+                     f"Fix: use one of {', '.join(SERVICE_KINDS)}")
+    groups = answers.get("tenant_groups", "")
+    if isinstance(groups, str):
+        groups = [g.strip() for g in groups.split(",") if g.strip()]
+    doc = {
+        TOP_KEY: {
+            "site": "answers",
+            "cluster": answers.get("cluster"),
+            "wckey": answers.get("wckey"),
+            "publisher_group": answers.get("publisher_group"),
+            "tenant_groups": groups,
+            "tenant_group_pattern": answers.get("tenant_group_pattern", ""),
+            "keys": {"dir": answers.get("key_dir"), "master_secret_file": "~/unused"},
+            "resources": _ints(answers.get("resources")),
+        }
+    }
+    try:
+        validate(doc, file)
+    except SiteConfigError as exc:
+        reverse = {v: k for k, v in _ANSWER_PATHS.items()}
+        for problem in exc.problems:
+            path = problem.path
+            for site_path, answer in reverse.items():
+                if path == site_path or path.startswith(site_path + ".") or path.startswith(site_path + "["):
+                    path = answer + path[len(site_path):]
+                    break
+            lines.append(Problem(path, problem.message, problem.fix, problem.value, problem.has_value)
+                         .render(file))
+    return lines

@@ -1,0 +1,25 @@
+"""Validate cookiecutter answers before anything is written.
+
+Runs for plain `cookiecutter cookiecutter-mt-app` and for `ood-mt new-app`/`ood-mt build`,
+using the kit's own validators so the messages are the same everywhere.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+# Rendered by cookiecutter before this hook runs.
+TEMPLATE_DIR = Path(r"""{{ cookiecutter._template }}""")
+ANSWERS = json.loads(r'''{{ cookiecutter | tojson }}''')
+
+try:
+    from ood_mt.config import validate_app_answers
+except ImportError:  # running from a checkout without `pip install -e .`
+    sys.path.insert(0, str((TEMPLATE_DIR / ".." / "src").resolve()))
+    from ood_mt.config import validate_app_answers
+
+problems = validate_app_answers(ANSWERS)
+if problems:
+    for line in problems:
+        print(line, file=sys.stderr)
+    sys.exit(1)

@@ -1,0 +1,1 @@
+{% include "mt_share.sh" %}

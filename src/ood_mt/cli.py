@@ -1,0 +1,175 @@
+"""The ``ood-mt`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from ood_mt import __version__
+from ood_mt.config import SiteConfigError, load_site, schema_doc, validate_app_answers
+from ood_mt.render import SERVICE_TEMPLATE, AppSpec, BuildError, build, render_app, tree_digest
+
+SITE_HELP = "Site file: inventories/<site>/group_vars/all/multitenant.yml."
+
+
+def _load(site_file: str):
+    try:
+        return load_site(site_file)
+    except SiteConfigError as exc:
+        click.echo(str(exc), err=True)
+        click.echo(f"ood-mt: {len(exc.problems)} problem(s) in {exc.file}; nothing was written.", err=True)
+        sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="ood-mt")
+def main() -> None:
+    """Build, inspect and share Open OnDemand multitenant apps.
+
+    ood-mt renders a site's app suite (services, clients, deliveries) and dashboard
+    initializer from the kit's cookiecutter templates, creates new multitenant service
+    apps, and lists the shared services a user can see.
+
+    \b
+    Typical use:
+      ood-mt validate --site inventories/mysite/group_vars/all/multitenant.yml
+      ood-mt build --site inventories/mysite/group_vars/all/multitenant.yml --out build/mysite
+      ood-mt new-app --site inventories/mysite/group_vars/all/multitenant.yml mt_rstudio
+      ood-mt list
+
+    Run `ood-mt COMMAND --help` for each command's options and an example.
+    """
+
+
+@main.command("validate")
+@click.option("--site", "site_file", required=True, type=click.Path(dir_okay=False), help=SITE_HELP)
+@click.option("--explain", is_flag=True, help="Also print every key of the site file with its default.")
+def validate_cmd(site_file: str, explain: bool) -> None:
+    """Check a site file and report every problem.
+
+    Each problem names the file, the key, the bad value and the fix. Exit status 0 when the
+    file is valid, 2 when it is not.
+
+    \b
+    Example:
+      ood-mt validate --site inventories/lab/group_vars/all/multitenant.yml
+    """
+    site = _load(site_file)
+    click.echo(f"{site_file}: valid site '{site.site}' (cluster {site.data['cluster']}, "
+               f"WCKey {site.data['wckey']}, publishers {site.data['publisher_group']})")
+    if explain:
+        for path, doc, default in schema_doc():
+            click.echo(f"  {path}: {doc or '-'} [default: {json.dumps(default)}]")
+
+
+@main.command("build")
+@click.option("--site", "site_file", required=True, type=click.Path(dir_okay=False), help=SITE_HELP)
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output directory; replaced as a whole, and only when the build succeeds.")
+@click.option("--digest", is_flag=True, help="Print the sha256 of the whole output tree at the end.")
+def build_cmd(site_file: str, out_dir: str, digest: bool) -> None:
+    """Render the app suite and the initializer for one site.
+
+    Writes OUT/apps/<app>/ for every enabled app, OUT/initializer/ood_multitenant.rb,
+    OUT/etc/site.json (the public site summary for hosts) and OUT/manifest.json (every
+    file with its destination, owner, group, mode and sha256), which the Ansible role
+    ood_mt_ood installs from. The same site file always gives byte-identical output. The
+    output holds no secret.
+
+    \b
+    Example:
+      ood-mt build --site inventories/lab/group_vars/all/multitenant.yml --out build/lab
+    """
+    site = _load(site_file)
+    started = time.perf_counter()
+    try:
+        manifest = build(site, Path(out_dir))
+    except BuildError as exc:
+        click.echo(f"ood-mt build: {exc}", err=True)
+        click.echo(f"ood-mt build: {out_dir} was left as it was.", err=True)
+        sys.exit(1)
+    elapsed = time.perf_counter() - started
+    apps = ", ".join(a["name"] for a in manifest["apps"])
+    click.echo(f"built {len(manifest['apps'])} apps ({apps}) and the initializer for site "
+               f"'{site.site}' into {out_dir} in {elapsed:.2f} s")
+    if digest:
+        click.echo(f"tree sha256: {tree_digest(Path(out_dir))}")
+
+
+@main.command("new-app")
+@click.option("--site", "site_file", required=True, type=click.Path(dir_okay=False), help=SITE_HELP)
+@click.option("--title", default=None, help="Title shown in the dashboard (default: from NAME).")
+@click.option("--kind", default="custom", show_default=True,
+              type=click.Choice(["custom", "llm", "database", "dashboard", "instruction"]),
+              help="Start from one of the built-in services instead of the generic web service.")
+@click.option("--out", "out_dir", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Directory the new app directory is created in.")
+@click.argument("name")
+def new_app_cmd(site_file: str, title: str | None, kind: str, out_dir: str, name: str) -> None:
+    """Create a new multitenant service app named NAME, with the site's values filled in.
+
+    The same as `cookiecutter cookiecutter-mt-app` but without prompts: the WCKey, groups,
+    cluster, key directory and resource limits come from the site file. The new app
+    already publishes, gates and shares like the built-in services; edit
+    template/script.sh.erb to start your service (docs/app-author-guide.md).
+
+    \b
+    Example:
+      ood-mt new-app --site inventories/lab/group_vars/all/multitenant.yml \\
+          --title "RStudio Server" mt_rstudio
+    """
+    site = _load(site_file)
+    d = site.data
+    context = {
+        "app_slug": name,
+        "app_title": title or name.removeprefix("mt_").replace("_", " ").title(),
+        "service_kind": kind,
+        "cluster": d["cluster"],
+        "wckey": d["wckey"],
+        "publisher_group": d["publisher_group"],
+        "tenant_groups": ",".join(d["tenant_groups"]),
+        "tenant_group_pattern": d["tenant_group_pattern"],
+        "key_dir": d["keys"]["dir"],
+        "resources": d["resources"],
+        "app": d["apps"].get(kind, {}) if kind != "custom" else {},
+    }
+    problems = validate_app_answers(context, "ood-mt new-app")
+    if problems:
+        click.echo("\n".join(problems), err=True)
+        sys.exit(2)
+    out = Path(out_dir)
+    if (out / name).exists():
+        click.echo(f"ood-mt new-app: {out / name} already exists; choose another NAME or --out.", err=True)
+        sys.exit(2)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = Path(tmp) / "config.yml"
+        cfg.write_text(f"replay_dir: {tmp}/replay\ncookiecutters_dir: {tmp}/cc\n")
+        try:
+            path = render_app(AppSpec(name, "service", SERVICE_TEMPLATE, context), out, cfg)
+        except BuildError as exc:
+            click.echo(f"ood-mt new-app: {exc}", err=True)
+            sys.exit(1)
+    click.echo(f"created {path}: edit template/script.sh.erb, then add it to your site's build")
+
+
+def _register_share_commands() -> None:
+    """Commands for receivers and admins (list, show, audit, inspect) live in shares_cli."""
+    import importlib.util
+
+    if importlib.util.find_spec("ood_mt.shares_cli") is None:
+        return
+    from ood_mt import shares_cli
+    for attr, name in (("list_command", "list"), ("show_command", "show"),
+                       ("audit_command", "audit"), ("inspect_command", "inspect")):
+        command = getattr(shares_cli, attr, None)
+        if command is not None:
+            main.add_command(command, name)
+
+
+_register_share_commands()

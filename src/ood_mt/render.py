@@ -1,0 +1,296 @@
+"""Render the app suite and the dashboard initializer for one site.
+
+Every app is rendered by cookiecutter from a template in this repository; the initializer
+by Jinja2 from ``initializer_src/``. Output is deterministic: no timestamps, stable
+ordering, normalised file modes. The whole tree is rendered into a temporary directory
+next to the destination and swapped in only when everything succeeded, so a failed build
+leaves the previous output untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from cookiecutter.exceptions import CookiecutterException
+from cookiecutter.main import cookiecutter
+
+from ood_mt.config import CLIENT_APPS, DELIVERY_APPS, SERVICE_APPS, SiteConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVICE_TEMPLATE = REPO_ROOT / "cookiecutter-mt-app"
+PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
+CLIENT_TEMPLATE = PACKAGE_TEMPLATES / "client"
+DELIVERY_TEMPLATE = PACKAGE_TEMPLATES / "delivery"
+INITIALIZER_SRC = REPO_ROOT / "initializer_src"
+# The libraries the initializer inlines, in load order.
+INITIALIZER_LIBS = ("codec.rb", "multitenant.rb")
+
+# Jinja settings shared by every template of the kit: bash's ${#var} and Ruby's "#{x}"
+# contain '{#', Jinja's default comment opener, so comments use {## ##} instead.
+JINJA_ENV_VARS = {"comment_start_string": "{##", "comment_end_string": "##}"}
+
+TITLES = {
+    "llm": "LLM (Ollama)",
+    "database": "Database",
+    "dashboard": "Dashboard",
+    "instruction": "Instruction",
+    "jupyter": "Jupyter (MT)",
+    "gradio": "Gradio (MT)",
+    "cloudbeaver": "CloudBeaver (MT)",
+    "codeserver": "Code Server (MT)",
+    "default": "Shared service",
+    "debug": "Shared service (debug)",
+    "readfile": "Shared document",
+}
+DESCRIPTIONS = {
+    "llm": "An Ollama LLM server in a Slurm job, shareable with a tenant group.",
+    "database": "A PostgreSQL, MariaDB or MySQL server with persistent data, shareable with a tenant group.",
+    "dashboard": "A web dashboard (R Shiny or any HTTP command), shareable with a tenant group.",
+    "instruction": "Class instructions (Markdown or HTML) delivered to a tenant group as a card.",
+}
+
+
+class BuildError(Exception):
+    """A template failed to render; the message names the app and the cause."""
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """One app to render: where its template is and what it is told."""
+
+    name: str
+    role: str  # service | client | delivery
+    template: Path
+    context: dict[str, Any]
+
+
+def app_specs(site: SiteConfig) -> list[AppSpec]:
+    """The enabled apps of a site, in a stable order."""
+    d = site.data
+    common = {"cluster": d["cluster"], "resources": d["resources"]}
+    specs: list[AppSpec] = []
+    for kind in SERVICE_APPS:
+        if not site.enabled(kind):
+            continue
+        specs.append(AppSpec(f"mt_{kind}", "service", SERVICE_TEMPLATE, {
+            **common,
+            "app_slug": f"mt_{kind}",
+            "app_title": TITLES[kind],
+            "service_kind": kind,
+            "description": DESCRIPTIONS[kind],
+            "wckey": d["wckey"],
+            "publisher_group": d["publisher_group"],
+            "tenant_groups": ",".join(d["tenant_groups"]),
+            "tenant_group_pattern": d["tenant_group_pattern"],
+            "key_dir": d["keys"]["dir"],
+            "app": site.app(kind),
+        }))
+    for kind in CLIENT_APPS:
+        if not site.enabled(kind):
+            continue
+        specs.append(AppSpec(f"mt_{kind}", "client", CLIENT_TEMPLATE, {
+            **common,
+            "app_slug": f"mt_{kind}",
+            "app_title": TITLES[kind],
+            "client_kind": kind,
+            "app": site.app(kind),
+        }))
+    for kind in DELIVERY_APPS:
+        # Deliveries are always built: every card needs the view of its delivery.
+        settings = site.app("delivery_readfile") if kind == "readfile" else {}
+        specs.append(AppSpec(f"mt_delivery_{kind}", "delivery", DELIVERY_TEMPLATE, {
+            "app_slug": f"mt_delivery_{kind}",
+            "app_title": TITLES[kind],
+            "delivery_kind": kind,
+            "app": settings,
+        }))
+    return specs
+
+
+def app_access(site: SiteConfig, role: str) -> tuple[str, str, str]:
+    """(group, dir mode, file mode) an app of this role is installed with."""
+    if role == "service":
+        return site.data["publisher_group"], "0750", "0640"
+    if role == "client" and site.data["clients_group"]:
+        return site.data["clients_group"], "0750", "0640"
+    return "root", "0755", "0644"
+
+
+@contextmanager
+def _quiet_cookiecutter_config(workdir: Path) -> Iterator[Path]:
+    """A cookiecutter config that keeps replay files and caches out of the user's home."""
+    cfg = workdir / "cookiecutter-config.yml"
+    cfg.write_text(yaml.safe_dump({
+        "cookiecutters_dir": str(workdir / "cookiecutters"),
+        "replay_dir": str(workdir / "replay"),
+    }))
+    yield cfg
+
+
+def render_app(spec: AppSpec, output_dir: Path, config_file: Path) -> Path:
+    """Render one app with cookiecutter into ``output_dir/<name>``."""
+    if not (spec.template / "cookiecutter.json").is_file():
+        raise BuildError(f"{spec.name}: template {spec.template} is missing (no cookiecutter.json); "
+                         "is the repository checkout complete?")
+    try:
+        result = cookiecutter(
+            str(spec.template),
+            no_input=True,
+            extra_context=spec.context,
+            output_dir=str(output_dir),
+            config_file=str(config_file),
+            overwrite_if_exists=False,
+        )
+    except CookiecutterException as exc:
+        raise BuildError(f"{spec.name}: rendering {spec.template} failed: {exc}") from exc
+    except jinja2.TemplateError as exc:
+        where = getattr(exc, "filename", None) or spec.template
+        line = getattr(exc, "lineno", None)
+        raise BuildError(f"{spec.name}: template error in {where}"
+                         f"{f' line {line}' if line else ''}: {exc}") from exc
+    path = Path(result)
+    if path.name != spec.name:
+        raise BuildError(f"{spec.name}: template produced '{path.name}' instead; its app_slug must be used "
+                         "as the directory name")
+    return path
+
+
+def render_initializer(site: SiteConfig, dest: Path) -> None:
+    """Render initializer_src/ood_multitenant.rb.j2 into one self-contained Ruby file."""
+    entry = INITIALIZER_SRC / "ood_multitenant.rb.j2"
+    if not entry.is_file():
+        raise BuildError(f"initializer: {entry} is missing")
+    lib_sources = {}
+    for name in INITIALIZER_LIBS:
+        lib = INITIALIZER_SRC / "lib" / name
+        if not lib.is_file():
+            raise BuildError(f"initializer: {lib} is missing")
+        lib_sources[name] = lib.read_text(encoding="utf-8")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(INITIALIZER_SRC)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        **JINJA_ENV_VARS,
+    )
+    try:
+        text = env.get_template(entry.name).render(site=site.data, site_json=site.public_summary(),
+                                                   lib_sources=lib_sources)
+    except jinja2.TemplateError as exc:
+        raise BuildError(f"initializer: template error in {entry}: {exc}") from exc
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(text, encoding="utf-8")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _normalise_modes(root: Path) -> None:
+    """Same modes whatever the umask or the template's bits: builds must be byte-identical."""
+    for path in sorted(root.rglob("*")):
+        if path.is_dir():
+            path.chmod(0o755)
+        else:
+            executable = path.stat().st_mode & stat.S_IXUSR
+            path.chmod(0o755 if executable else 0o644)
+
+
+def build_manifest(site: SiteConfig, out: Path, specs: list[AppSpec]) -> dict[str, Any]:
+    """Describe every file of the build with its destination, owner, group, mode and sha256."""
+    d = site.data
+    apps_dir = d["paths"]["ood_apps_dir"]
+    apps, files = [], []
+    for spec in sorted(specs, key=lambda s: s.name):
+        group, dir_mode, file_mode = app_access(site, spec.role)
+        app_root = out / "apps" / spec.name
+        apps.append({"name": spec.name, "role": spec.role, "group": group, "dir_mode": dir_mode,
+                     "dest": f"{apps_dir}/{spec.name}",
+                     "dirs": sorted(str(p.relative_to(app_root)) for p in app_root.rglob("*") if p.is_dir())})
+        for path in sorted(p for p in app_root.rglob("*") if p.is_file()):
+            rel = path.relative_to(app_root)
+            files.append({"src": str(path.relative_to(out)), "dest": f"{apps_dir}/{spec.name}/{rel}",
+                          "app": spec.name, "owner": "root", "group": group, "mode": file_mode,
+                          "sha256": _sha256(path)})
+    init = out / "initializer" / "ood_multitenant.rb"
+    site_json = out / "etc" / "site.json"
+    return {
+        "format": 1,
+        "site": d["site"],
+        "wckey": d["wckey"],
+        "publisher_group": d["publisher_group"],
+        "apps": apps,
+        "files": files,
+        "initializer": {"src": str(init.relative_to(out)),
+                        "dest": f"{d['paths']['dashboard_config_dir']}/initializers/ood_multitenant.rb",
+                        "owner": "root", "group": "root", "mode": "0644", "sha256": _sha256(init)},
+        "site_config": {"src": str(site_json.relative_to(out)), "dest": "/etc/ood-mt/site.json",
+                        "owner": "root", "group": "root", "mode": "0644", "sha256": _sha256(site_json)},
+        "dashboard_env": {"dest": f"{d['paths']['dashboard_config_dir']}/env", "variable": "MULTITENANT_ENABLE"},
+    }
+
+
+def build(site: SiteConfig, out: Path) -> dict[str, Any]:
+    """Render the whole suite for ``site`` into ``out``; return the manifest.
+
+    ``out`` is replaced only if every step succeeds.
+    """
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    specs = app_specs(site)
+    with tempfile.TemporaryDirectory(prefix=".ood-mt-build-", dir=out.parent) as tmp_str:
+        tmp = Path(tmp_str)
+        staging = tmp / "out"
+        (staging / "apps").mkdir(parents=True)
+        with _quiet_cookiecutter_config(tmp) as cfg:
+            for spec in specs:
+                render_app(spec, staging / "apps", cfg)
+        render_initializer(site, staging / "initializer" / "ood_multitenant.rb")
+        (staging / "etc").mkdir()
+        (staging / "etc" / "site.json").write_text(
+            json.dumps(site.public_summary(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        _normalise_modes(staging)
+        manifest = build_manifest(site, staging, specs)
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n",
+                                               encoding="utf-8")
+        (staging / "manifest.json").chmod(0o644)
+        staging.chmod(0o755)
+        _swap_into_place(staging, out, tmp)
+    return manifest
+
+
+def _swap_into_place(staging: Path, out: Path, tmp: Path) -> None:
+    """Replace ``out`` with ``staging``: rename the old tree aside, rename the new in, drop the old."""
+    old = tmp / "previous"
+    if out.exists():
+        if not (out / "manifest.json").is_file() and any(out.iterdir()):
+            raise BuildError(f"{out} exists and is not an ood-mt build (no manifest.json); refusing to "
+                             "replace it. Choose an empty or new --out directory.")
+        os.rename(out, old)
+    os.rename(staging, out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def tree_digest(root: Path) -> str:
+    """One sha256 over every path, mode and content below ``root`` (for determinism checks)."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        mode = stat.S_IMODE(path.stat().st_mode)
+        h.update(f"{rel}\0{mode:o}\0".encode())
+        if path.is_file():
+            h.update(path.read_bytes())
+    return h.hexdigest()

@@ -7,6 +7,7 @@ file and the fix, because the people who see them are users and admins, not us.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import hmac
@@ -98,8 +99,11 @@ def read_group_keys(key_dir: Path, group: str) -> GroupKeys:
             "(fix: re-run the ood_mt_keys role)"
         )
     current = int(text)
-    keys = {current: _parse_key(_read_text(group_dir / f"v{current}.key", group, Path(key_dir)),
-                                group_dir / f"v{current}.key")}
+    keys = {
+        current: _parse_key(
+            _read_text(group_dir / f"v{current}.key", group, Path(key_dir)), group_dir / f"v{current}.key"
+        )
+    }
     previous = group_dir / f"v{current - 1}.key"
     if current > 1 and previous.exists():
         keys[current - 1] = _parse_key(_read_text(previous, group, Path(key_dir)), previous)
@@ -142,10 +146,8 @@ def load_or_create_user_key(home: Path) -> bytes:
     """
     path = user_key_path(home)
     key_dir = path.parent
-    try:
+    with contextlib.suppress(FileExistsError):
         key_dir.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
     _check_private(key_dir, want_dir=True)
     if path.exists() or path.is_symlink():
         return _read_user_key(path)

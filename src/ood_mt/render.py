@@ -248,6 +248,7 @@ def build(site: SiteConfig, out: Path) -> dict[str, Any]:
     ``out`` is replaced only if every step succeeds.
     """
     out = out.resolve()
+    _refuse_foreign_output(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     specs = app_specs(site)
     with tempfile.TemporaryDirectory(prefix=".ood-mt-build-", dir=out.parent) as tmp_str:
@@ -271,13 +272,18 @@ def build(site: SiteConfig, out: Path) -> dict[str, Any]:
     return manifest
 
 
+def _refuse_foreign_output(out: Path) -> None:
+    """Only an earlier build (or an empty directory) may be replaced."""
+    if out.is_file() or (out.is_dir() and not (out / "manifest.json").is_file() and any(out.iterdir())):
+        raise BuildError(f"{out} exists and is not an ood-mt build (no manifest.json); refusing to "
+                         "replace it. Choose an empty or new --out directory.")
+
+
 def _swap_into_place(staging: Path, out: Path, tmp: Path) -> None:
     """Replace ``out`` with ``staging``: rename the old tree aside, rename the new in, drop the old."""
     old = tmp / "previous"
+    _refuse_foreign_output(out)
     if out.exists():
-        if not (out / "manifest.json").is_file() and any(out.iterdir()):
-            raise BuildError(f"{out} exists and is not an ood-mt build (no manifest.json); refusing to "
-                             "replace it. Choose an empty or new --out directory.")
         os.rename(out, old)
     os.rename(staging, out)
     if old.exists():

@@ -64,6 +64,7 @@ _AUD_RE = re.compile(r"~?[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,255}", re.ASCII)
 _KV_RE = re.compile(r"[1-9][0-9]{0,8}", re.ASCII)
 _B64URL_RE = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
 _STRING_FIELDS = ("app", "title", "preset", "mode", "delivery", "session")
+_ALLOWED_FIELDS = frozenset({"v", "created", "conn", "users", *_STRING_FIELDS})
 
 
 class Rejected(Exception):
@@ -191,7 +192,11 @@ def validate_payload(payload: Any) -> dict[str, Any]:
     """Check the plaintext structure; returns the payload or raises Rejected('bad-payload')."""
     if not isinstance(payload, dict):
         raise Rejected("bad-payload", "plaintext is not a JSON object")
-    if payload.get("v") != 1 or isinstance(payload.get("v"), bool):
+    unknown = set(payload) - _ALLOWED_FIELDS
+    if unknown:
+        # Strict on purpose: any change to the plaintext is a new protocol version (mt2:).
+        raise Rejected("bad-payload", f"unknown fields {sorted(unknown)}")
+    if type(payload.get("v")) is not int or payload["v"] != 1:
         raise Rejected("bad-payload", "v is not 1")
     for field in _STRING_FIELDS:
         if not isinstance(payload.get(field), str):

@@ -47,7 +47,7 @@ want="$(sha256sum "$repo_root/pyproject.toml" | cut -d' ' -f1)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   echo "bootstrap: installing Python packages into $venv"
   "$venv/bin/pip" install -q --upgrade pip
-  "$venv/bin/pip" install -q -e "$repo_root[dev]"
+  "$venv/bin/pip" install -q -e "${repo_root}[dev]"
   echo "$want" >"$stamp"
 else
   echo "bootstrap: Python packages already present in $venv"

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Run the whole test suite: install what it needs, lint, unit tests, integration tests on a
+# real Slurm started here, and the Molecule scenarios on the podman lab.
+#
+#   bash scripts/test.sh            # everything
+#   bash scripts/test.sh unit lint  # only some parts (lint, unit, slurm, molecule)
+#
+# Each part is timed; the last line is the total of all parts.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo_root"
+venv="${OOD_MT_VENV:-$repo_root/.venv}"
+reports="$repo_root/.lab/test-reports"
+parts=("$@")
+if ((${#parts[@]} == 0)); then
+  parts=(lint unit slurm molecule)
+fi
+
+bash scripts/bootstrap.sh
+# shellcheck source=/dev/null
+source "$venv/bin/activate"
+rm -rf "$reports"
+mkdir -p "$reports"
+
+declare -A seconds=()
+declare -A status=()
+failed=0
+
+run_part() {
+  local part="$1"
+  shift
+  local started=$SECONDS rc=0
+  echo
+  echo "==> [$part] $*"
+  "$@" || rc=$?
+  # pytest exits 5 when a selection holds no test; a part with nothing to run is not a failure
+  if ((rc == 5)); then rc=0; fi
+  seconds[$part]=$((SECONDS - started))
+  if ((rc == 0)); then status[$part]=ok; else status[$part]="FAILED (exit $rc)"; failed=1; fi
+}
+
+pytest_part() {
+  local part="$1"
+  shift
+  run_part "$part" python -m pytest -q -o junit_family=xunit2 --junitxml="$reports/$part.xml" "$@"
+}
+
+for part in "${parts[@]}"; do
+  case "$part" in
+    lint)
+      run_part lint-ruff ruff check --output-format concise src tests bench roles
+      pytest_part lint -m "lint" tests
+      ;;
+    unit)
+      pytest_part unit -m "not slurm and not molecule and not lint" tests
+      ;;
+    slurm)
+      if [[ $(id -u) -ne 0 ]]; then
+        echo "slurm part needs root (it starts slurmctld, slurmd, slurmdbd, MariaDB and munge)" >&2
+        status[slurm]="FAILED (not root)"
+        failed=1
+        continue
+      fi
+      run_part slurm-start bash tests/lab/host_slurm.sh start
+      pytest_part slurm -m "slurm" tests
+      ;;
+    molecule)
+      pytest_part molecule -m "molecule" tests
+      ;;
+    *)
+      echo "unknown part '$part' (use lint, unit, slurm, molecule)" >&2
+      exit 2
+      ;;
+  esac
+done
+
+echo
+echo "Time per part:"
+for part in "${!seconds[@]}"; do
+  printf '  %-12s %5d s  %s\n' "$part" "${seconds[$part]}" "${status[$part]}"
+done | sort
+python - "$reports" <<'PY'
+import sys, xml.etree.ElementTree as ET
+from pathlib import Path
+total = {"passed": 0, "failed": 0, "skipped": 0}
+for report in sorted(Path(sys.argv[1]).glob("*.xml")):
+    for suite in ET.parse(report).getroot().iter("testsuite"):
+        tests = int(suite.get("tests", 0)); failures = int(suite.get("failures", 0)) + int(suite.get("errors", 0))
+        skipped = int(suite.get("skipped", 0))
+        total["passed"] += tests - failures - skipped; total["failed"] += failures; total["skipped"] += skipped
+print(f"total: {total['passed']} passed, {total['failed']} failed, {total['skipped']} skipped")
+PY
+exit "$failed"

@@ -1,1 +1,1 @@
-# placeholder until the protocol library lands
+../partials/mt_share.sh

@@ -356,7 +356,11 @@ module MultiTenant
 
     def token_header(token)
       parsed = @codec.parse_token(token)
-      aud, kv = parsed.is_a?(Hash) ? parsed.values_at(:aud, :kv) : parsed.to_a.first(2)
+      aud, kv =
+        if parsed.respond_to?(:aud) then [parsed.aud, parsed.kv]
+        elsif parsed.is_a?(Hash) then [parsed[:aud] || parsed["aud"], parsed[:kv] || parsed["kv"]]
+        else parsed.to_a.first(2)
+        end
       kv = Integer(kv.to_s, 10)
       [aud.to_s, kv]
     rescue ArgumentError, TypeError

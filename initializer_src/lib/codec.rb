@@ -170,8 +170,7 @@ module MultiTenant
       out
     rescue Zlib::Error => e
       reject("bad-payload", "not gzip data (#{e.class.name})")
-    ensure
-      inflater&.close
+      # No explicit close: closing an unfinished stream warns; the GC frees it quietly.
     end
 
     def validate_payload(payload)

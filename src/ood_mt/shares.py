@@ -1,0 +1,433 @@
+"""Slurm discovery and verification of shares, for people outside the dashboard.
+
+Mirrors ``initializer_src/lib/multitenant.rb`` step for step: the same single squeue
+call, the same fixed-width parsing, the same checks in the same order and the same
+rejection reasons (docs/architecture.md, "Discovery" and "Protocol v1"). The CLI in
+``shares_cli`` prints what this module finds.
+"""
+
+from __future__ import annotations
+
+import datetime
+import grp
+import json
+import os
+import pwd
+import re
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from ood_mt import codec, keys
+from ood_mt.codec import Rejected
+
+NAME_WIDTH = 1024
+COMMENT_WIDTH = 1024
+SQUEUE_FORMAT = f"JobID:|,UserName:|,WCKey:|,Name:{NAME_WIDTH}|,Comment:{COMMENT_WIDTH}"
+DEFAULT_SITE_JSON = Path("/etc/ood-mt/site.json")
+DEFAULT_TIMEOUT_S = 10.0
+# The delivery apps of every site (docs/architecture.md, "App names"); same list as the initializer.
+DELIVERY_APPS = ("mt_delivery_default", "mt_delivery_debug", "mt_delivery_readfile")
+SITE_FIELDS = ("site", "cluster", "wckey", "publisher_group", "tenant_groups", "tenant_group_pattern",
+               "key_dir", "refresh_seconds")
+# A record starts with a job id and a user name; names and comments are fixed width, so
+# a newline or '|' inside a job name can never start a forged record.
+_HEAD_RE = re.compile(rb"(\d+(?:_\d+)?(?:\+\d+)?) *\|([^|\n]*)\|([^|\n]*)\|")
+_CONN_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
+_GROUP_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", re.ASCII)
+
+
+class SiteSummaryError(Exception):
+    """The site summary cannot be used; the message names the file, the field and the fix."""
+
+
+class DiscoveryError(Exception):
+    """squeue failed, timed out or could not be started."""
+
+
+@dataclass(frozen=True)
+class SiteSummary:
+    """The public facts of a site that discovery and verification need (site.json)."""
+
+    site: str
+    cluster: str
+    wckey: str
+    publisher_group: str
+    tenant_groups: tuple[str, ...]
+    tenant_group_pattern: str
+    key_dir: Path
+    refresh_seconds: int
+
+    def is_tenant_group(self, group: str) -> bool:
+        if group in self.tenant_groups:
+            return True
+        return bool(self.tenant_group_pattern) and re.fullmatch(self.tenant_group_pattern, group) is not None
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> SiteSummary:
+        if not isinstance(data, dict):
+            raise SiteSummaryError(f"{source}: not a JSON object; fix: rebuild it with `ood-mt build`")
+        missing = [name for name in SITE_FIELDS if name not in data]
+        if missing:
+            raise SiteSummaryError(
+                f"{source}: field(s) {', '.join(missing)} missing; fix: rebuild with `ood-mt build` "
+                "and redeploy, or pass --site with the site YAML file"
+            )
+        for name in ("site", "cluster", "wckey", "publisher_group", "key_dir"):
+            if not isinstance(data[name], str) or not data[name]:
+                raise SiteSummaryError(f"{source}: field {name} must be a non-empty string; fix: rebuild it")
+        groups = data["tenant_groups"]
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise SiteSummaryError(f"{source}: field tenant_groups must be a list of group names; fix: rebuild it")
+        pattern = data["tenant_group_pattern"] or ""
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise SiteSummaryError(f"{source}: field tenant_group_pattern is not a regex ({exc})") from None
+        refresh = data["refresh_seconds"]
+        if not isinstance(refresh, int) or isinstance(refresh, bool) or refresh < 0:
+            raise SiteSummaryError(f"{source}: field refresh_seconds must be a non-negative integer")
+        return cls(site=data["site"], cluster=data["cluster"], wckey=data["wckey"].lower(),
+                   publisher_group=data["publisher_group"], tenant_groups=tuple(groups),
+                   tenant_group_pattern=pattern, key_dir=Path(data["key_dir"]), refresh_seconds=refresh)
+
+
+def load_site_summary(site_json: Optional[Path] = None, site_file: Optional[Path] = None) -> SiteSummary:
+    """Read site.json (default /etc/ood-mt/site.json) or, with site_file, the site YAML."""
+    if site_file is not None:
+        from ood_mt.config import SiteConfigError, load_site
+
+        try:
+            return SiteSummary.from_dict(load_site(site_file).public_summary(), str(site_file))
+        except SiteConfigError as exc:
+            raise SiteSummaryError(str(exc)) from None
+    path = Path(site_json or DEFAULT_SITE_JSON)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SiteSummaryError(
+            f"{path}: missing; fix: deploy the kit (role ood_mt_ood writes it), or pass --site-json PATH "
+            "or --site inventories/<site>/group_vars/all/multitenant.yml"
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SiteSummaryError(f"{path}: cannot be read as JSON ({exc}); fix: rebuild it with `ood-mt build`") from None
+    return SiteSummary.from_dict(data, str(path))
+
+
+@dataclass(frozen=True)
+class Job:
+    """One squeue row whose name could carry a share."""
+
+    jobid: str
+    owner: str
+    wckey: str
+    name: str
+    comment: str
+
+
+def squeue_argv(squeue: str = "squeue", jobid: Optional[str] = None) -> list[str]:
+    """The discovery call; with ``jobid``, the same columns for that one job (any state)."""
+    if jobid is not None:
+        return [squeue, "--noheader", "--states=all", "-j", jobid, "-O", SQUEUE_FORMAT]
+    return [squeue, "--noheader", "--states=RUNNING", "-O", SQUEUE_FORMAT]
+
+
+def parse_squeue(output: bytes) -> list[Job]:
+    """Rows of ``squeue -O SQUEUE_FORMAT`` whose name starts with mt1: (fixed-width parse)."""
+    jobs: list[Job] = []
+    pos = 0
+    size = len(output)
+    while pos < size:
+        match = _HEAD_RE.match(output, pos)
+        if match is None:
+            newline = output.find(b"\n", pos)
+            if newline < 0:
+                break
+            pos = newline + 1
+            continue
+        body = match.end()
+        name_b = output[body : body + NAME_WIDTH]
+        sep = output[body + NAME_WIDTH : body + NAME_WIDTH + 1]
+        comment_b = output[body + NAME_WIDTH + 1 : body + NAME_WIDTH + 1 + COMMENT_WIDTH]
+        newline = output.find(b"\n", body + NAME_WIDTH + 1 + len(comment_b))
+        if sep != b"|" or newline < 0:
+            line_end = output.find(b"\n", body)
+            line_end = size if line_end < 0 else line_end
+            name_b, _, comment_b = output[body:line_end].partition(b"|")
+            pos = line_end + 1
+        else:
+            pos = newline + 1
+        name = name_b.rstrip(b" ").decode("utf-8", "replace")
+        comment = comment_b.rstrip(b" ").decode("utf-8", "replace")
+        if comment == "(null)":  # squeue's text for "no comment"
+            comment = ""
+        if not name.startswith(codec.PREFIX):
+            continue
+        jobs.append(Job(jobid=match.group(1).decode(), owner=match.group(2).decode().strip(),
+                        wckey=match.group(3).decode().strip(), name=name, comment=comment))
+    return jobs
+
+
+def run_with_timeout(argv: list[str], timeout: float) -> bytes:
+    """stdout of argv; the whole process group is killed on timeout. Raises DiscoveryError."""
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    except OSError as exc:
+        raise DiscoveryError(f"{argv[0]} could not run: {exc}") from None
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise DiscoveryError(f"{argv[0]} timed out after {timeout:g} s") from None
+    if proc.returncode != 0:
+        first = err.decode("utf-8", "replace").strip().splitlines()
+        raise DiscoveryError(f"{argv[0]} failed ({proc.returncode}): {first[0] if first else ''}")
+    return out
+
+
+def discover(squeue: str = "squeue", timeout: float = DEFAULT_TIMEOUT_S, jobid: Optional[str] = None) -> list[Job]:
+    """ONE squeue call (docs/architecture.md, "Discovery")."""
+    return parse_squeue(run_with_timeout(squeue_argv(squeue, jobid), timeout))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The user checks are made for; group names include the primary group."""
+
+    name: str
+    uid: int
+    gid: int
+    home: Path
+    group_names: tuple[str, ...]
+
+    @classmethod
+    def current(cls) -> Identity:
+        entry = pwd.getpwuid(os.getuid())
+        names = []
+        for gid in dict.fromkeys([entry.pw_gid, *os.getgroups()]):
+            try:
+                names.append(grp.getgrgid(gid).gr_name)
+            except KeyError:
+                continue
+        return cls(entry.pw_name, entry.pw_uid, entry.pw_gid, Path(entry.pw_dir), tuple(names))
+
+
+@dataclass
+class Step:
+    """One check of an evaluation, for `ood-mt inspect`."""
+
+    name: str
+    ok: Optional[bool]  # None: not checked
+    detail: str
+
+
+@dataclass
+class Evaluation:
+    """The outcome of checking one job: a share, or the first rejection; every step taken."""
+
+    job: Job
+    steps: list[Step] = field(default_factory=list)
+    payload: Optional[dict[str, Any]] = None
+    group: str = ""
+    token: str = ""
+    rejection: Optional[Rejected] = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.rejection is None and self.payload is not None
+
+    def log_line(self) -> str:
+        assert self.rejection is not None
+        detail = f" ({self.rejection.detail})" if self.rejection.detail else ""
+        return f"ood-mt: job {self.job.jobid}: rejected: {self.rejection.reason}{detail}"
+
+    def label(self) -> str:
+        assert self.payload is not None
+        return f"{self.payload['title']} from {self.job.owner} (job {self.job.jobid})"
+
+
+KeyLookup = Callable[[str, int], bytes]
+
+
+def is_publisher(owner: str, publisher_group: str) -> bool:
+    """Member of the publisher group by the member list OR by primary gid."""
+    try:
+        group = grp.getgrnam(publisher_group)
+    except KeyError:
+        return False
+    if owner in group.gr_mem:
+        return True
+    try:
+        return pwd.getpwnam(owner).pw_gid == group.gr_gid
+    except KeyError:
+        return False
+
+
+class Verifier:
+    """Decides which jobs are shares ``identity`` may see; the initializer's rules."""
+
+    def __init__(self, site: SiteSummary, identity: Identity, *, group_key: Optional[KeyLookup] = None,
+                 user_key: Optional[Callable[[str], bytes]] = None, check_membership: bool = True) -> None:
+        self.site = site
+        self.me = identity
+        self._group_key = group_key or self._my_group_key
+        self._user_key = user_key or self._my_user_key
+        # audit (root) checks every share, not the ones addressed to root.
+        self.check_membership = check_membership
+
+    def _my_group_key(self, group: str, version: int) -> bytes:
+        try:
+            return keys.read_group_keys(self.site.key_dir, group).key_for(version)
+        except keys.KeyFileError as exc:
+            raise Rejected("no-key", str(exc)) from None
+
+    def _my_user_key(self, user: str) -> bytes:
+        try:
+            return keys.load_or_create_user_key(self.me.home)
+        except keys.KeyFileError as exc:
+            raise Rejected("no-key", str(exc)) from None
+
+    def evaluate(self, job: Job, *, check_wckey: bool = True) -> Evaluation:
+        ev = Evaluation(job=job)
+        try:
+            self._run(ev, check_wckey)
+        except Rejected as exc:
+            ev.rejection = exc
+            ev.steps.append(Step(exc.reason, False, exc.detail))
+        return ev
+
+    def _run(self, ev: Evaluation, check_wckey: bool) -> None:
+        job = ev.job
+        if check_wckey:
+            if job.wckey.lower().removeprefix("*") != self.site.wckey:
+                raise Rejected("wrong-wckey", f"job wckey {job.wckey!r}, site wckey {self.site.wckey}")
+            ev.steps.append(Step("wckey", True, f"{job.wckey} is the site WCKey"))
+        else:
+            ev.steps.append(Step("wckey", None, "not checked: give --job-id of a running job"))
+        if not is_publisher(job.owner, self.site.publisher_group):
+            raise Rejected("publisher-not-in-group", f"{job.owner} is not in {self.site.publisher_group}")
+        ev.steps.append(Step("publisher", True, f"{job.owner} is in {self.site.publisher_group}"))
+        token = codec.join_transport(job.name, job.comment or None)
+        if token is None:
+            raise Rejected("bad-encoding", "name/comment do not form a token")
+        ev.token = token
+        parsed = codec.parse_token(token)
+        where = "name + comment" if token != job.name else "name"
+        ev.steps.append(Step("token", True, f"{len(token)} characters from the {where}; audience {parsed.aud}, "
+                                            f"key version {parsed.kv}"))
+        key, ev.group = self.audience_key(parsed.aud, parsed.kv)
+        ev.steps.append(Step("key", True, f"key {parsed.kv} of {parsed.aud} readable"))
+        payload = codec.decode(token, group_key=key, jobid=job.jobid, owner=job.owner)
+        ev.steps.append(Step("tag", True, f"authentic for job {job.jobid} of {job.owner}; decrypted"))
+        self._check_payload(payload)
+        ev.steps.append(Step("payload", True, f"{payload['mode']} share of app {payload['app']} "
+                                              f"via {payload['delivery']}"))
+        if "users" in payload:
+            uids = codec.decode_users(payload["users"])
+            if self.check_membership and self.me.uid not in uids:
+                raise Rejected("not-in-audience", f"uid {self.me.uid} not in the share's user list")
+            ev.steps.append(Step("users", True, f"{len(uids)} listed users"))
+        ev.payload = payload
+
+    def audience_key(self, aud: str, kv: int) -> tuple[bytes, str]:
+        if aud.startswith("~"):
+            if self.check_membership and aud[1:] != self.me.name:
+                raise Rejected("not-in-audience", f"share is for user {aud[1:]} only")
+            if kv != keys.USER_KEY_VERSION:
+                raise Rejected("key-version-retired", f"user keys have version 1, got {kv}")
+            return self._user_key(aud[1:]), aud
+        if not _GROUP_RE.fullmatch(aud):
+            raise Rejected("bad-encoding", f"audience {aud!r} is not a group name")
+        if not self.site.is_tenant_group(aud):
+            raise Rejected("not-in-audience", f"{aud} is not a tenant group of this site")
+        if self.check_membership and aud not in self.me.group_names:
+            raise Rejected("not-in-audience", f"{self.me.name} is not in group {aud}")
+        return self._group_key(aud, kv), aud
+
+    @staticmethod
+    def _check_payload(payload: dict[str, Any]) -> None:
+        if payload.get("mode") not in ("card", "form"):
+            raise Rejected("bad-payload", f"mode {payload.get('mode')!r}")
+        conn = payload.get("conn")
+        if not isinstance(conn, dict) or not all(
+            isinstance(k, str) and _CONN_KEY_RE.fullmatch(k) and isinstance(v, str) for k, v in conn.items()
+        ):
+            raise Rejected("bad-payload", "conn must map identifiers to strings")
+        delivery = str(payload.get("delivery", ""))
+        if not delivery.startswith("sys/") or delivery[4:] not in DELIVERY_APPS:
+            raise Rejected("bad-payload", f"delivery {delivery!r} is not a delivery app of this site")
+
+
+def group_size(group: str) -> int:
+    """Members of a group by member list plus users whose primary group it is."""
+    try:
+        entry = grp.getgrnam(group)
+    except KeyError:
+        return 0
+    members = set(entry.gr_mem)
+    members.update(p.pw_name for p in pwd.getpwall() if p.pw_gid == entry.gr_gid)
+    return len(members)
+
+
+def audience_size(ev: Evaluation) -> int:
+    assert ev.payload is not None
+    users = ev.payload.get("users")
+    if isinstance(users, dict) and isinstance(users.get("n"), int):
+        return int(users["n"])
+    if ev.group.startswith("~"):
+        return 1
+    return group_size(ev.group)
+
+
+def since(payload: dict[str, Any]) -> str:
+    created = payload.get("created")
+    if not isinstance(created, int):
+        return "?"
+    return datetime.datetime.fromtimestamp(created, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class AdminKeys:
+    """Key lookups for `ood-mt audit`: every group's keys and users' own keys, read as root."""
+
+    def __init__(self, site: SiteSummary) -> None:
+        self.site = site
+
+    def group_key(self, group: str, version: int) -> bytes:
+        try:
+            return keys.read_group_keys(self.site.key_dir, group).key_for(version)
+        except keys.KeyFileError as exc:
+            raise Rejected("no-key", str(exc)) from None
+
+    def user_key(self, user: str) -> bytes:
+        try:
+            path = keys.user_key_path(Path(pwd.getpwnam(user).pw_dir))
+            text = path.read_text(encoding="ascii")
+        except (KeyError, OSError, UnicodeDecodeError) as exc:
+            raise Rejected("no-key", f"user key of {user}: {exc}") from None
+        if not re.fullmatch(r"[0-9a-f]{64}\n?", text):
+            raise Rejected("no-key", f"user key of {user} is malformed")
+        return bytes.fromhex(text.strip())
+
+
+def check_admin_access(site: SiteSummary) -> list[str]:
+    """Key files `audit` cannot read (empty when it can read them all)."""
+    unreadable = []
+    try:
+        groups = sorted(os.listdir(site.key_dir))
+    except OSError as exc:
+        return [f"{site.key_dir}: {exc.strerror}"]
+    for group in groups:
+        group_dir = site.key_dir / group
+        try:
+            names = os.listdir(group_dir)
+        except OSError as exc:
+            unreadable.append(f"{group_dir}: {exc.strerror}")
+            continue
+        for name in names:
+            if (name == "current" or name.endswith(".key")) and not os.access(group_dir / name, os.R_OK):
+                unreadable.append(str(group_dir / name))
+    return unreadable

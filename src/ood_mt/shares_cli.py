@@ -1,0 +1,280 @@
+"""`ood-mt list | show | audit | inspect`: shares seen from a terminal.
+
+Registered in the main CLI by ``ood_mt.cli``. Discovery and verification are those of
+the dashboard initializer (``ood_mt.shares``), so a share shown here is a share the
+user's dashboard shows, and a rejection here has the reason the dashboard logs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import click
+
+from ood_mt import codec, shares
+from ood_mt.codec import Rejected
+
+_SITE_HELP = "Public site summary to read (default /etc/ood-mt/site.json, written by the deployment)."
+_SITE_FILE_HELP = "Read the site YAML (inventories/<site>/group_vars/all/multitenant.yml) instead of site.json."
+
+
+def _site_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--timeout", type=float, default=shares.DEFAULT_TIMEOUT_S, show_default=True,
+                        help="Seconds squeue may take before it is killed.")(func)
+    func = click.option("--squeue", default="squeue", show_default=True, help="squeue binary to call.")(func)
+    func = click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
+                        help=_SITE_FILE_HELP)(func)
+    func = click.option("--site-json", type=click.Path(dir_okay=False, path_type=Path), help=_SITE_HELP)(func)
+    return func
+
+
+def _fail(command: str, message: str) -> None:
+    click.echo(f"ood-mt {command}: {message}", err=True)
+    sys.exit(2)
+
+
+def _load(command: str, site_json: Optional[Path], site_file: Optional[Path]) -> shares.SiteSummary:
+    try:
+        return shares.load_site_summary(site_json, site_file)
+    except shares.SiteSummaryError as exc:
+        _fail(command, str(exc))
+        raise AssertionError("unreachable") from None
+
+
+def _discover(command: str, squeue: str, timeout: float, jobid: Optional[str] = None) -> list[shares.Job]:
+    try:
+        return shares.discover(squeue, timeout, jobid)
+    except shares.DiscoveryError as exc:
+        _fail(command, f"{exc}; is Slurm reachable from this host?")
+        raise AssertionError("unreachable") from None
+
+
+def _row(ev: shares.Evaluation, me: str) -> dict[str, Any]:
+    assert ev.payload is not None
+    p = ev.payload
+    return {"jobid": ev.job.jobid, "app": p["app"], "title": p["title"], "preset": p["preset"],
+            "mode": p["mode"], "publisher": ev.job.owner, "audience": ev.group, "delivery": p["delivery"],
+            "since": shares.since(p), "yours": ev.job.owner == me, "label": ev.label(),
+            "conn_keys": sorted(p["conn"])}
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows]]
+    return "\n".join(lines)
+
+
+@click.command(
+    "list",
+    epilog="""\b
+Example:
+  $ ood-mt list
+  JOBID  APP  TITLE       FROM   AUDIENCE  MODE  SINCE
+  4711   llm  Llama 3.2   alice  chem101   form  2026-01-31T09:12:00Z
+""",
+)
+@_site_options
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print why other share-like jobs were rejected.")
+def list_command(site_json: Optional[Path], site_file: Optional[Path], squeue: str, timeout: float,
+                 as_json: bool, verbose: bool) -> None:
+    """List the shares you can use now.
+
+    Asks Slurm once for running jobs (the dashboard's own query), verifies each share-like
+    job with the keys you can read, and prints the ones addressed to you: to one of your
+    groups, to a user list that holds you, or to you alone. Your own shares are marked.
+    Connection secrets are never printed here; see `ood-mt show JOBID`.
+    """
+    site = _load("list", site_json, site_file)
+    me = shares.Identity.current()
+    verifier = shares.Verifier(site, me)
+    rows = []
+    for job in _discover("list", squeue, timeout):
+        ev = verifier.evaluate(job)
+        if ev.accepted:
+            rows.append(_row(ev, me.name))
+        elif verbose:
+            click.echo(ev.log_line(), err=True)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    if not rows:
+        click.echo("no shares visible to you")
+        return
+    click.echo(_table([[r["jobid"], r["app"], r["title"], r["publisher"] + (" (you)" if r["yours"] else ""),
+                        r["audience"], r["mode"], r["since"]] for r in rows],
+                      ["JOBID", "APP", "TITLE", "FROM", "AUDIENCE", "MODE", "SINCE"]))
+
+
+@click.command(
+    "show",
+    epilog="""\b
+Example:
+  $ ood-mt show 4711
+  job 4711: accepted: Llama 3.2 from alice (job 4711)
+  ...
+  conn.host: node12
+""",
+)
+@_site_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.argument("jobid")
+def show_command(site_json: Optional[Path], site_file: Optional[Path], squeue: str, timeout: float, as_json: bool,
+                 jobid: str) -> None:
+    """Show one share, its connection details included, if it is visible to you.
+
+    JOBID is the Slurm job id of the publishing job. Exits 1 with the rejection reason
+    (the same identifier the dashboard logs) when the job is not a share you may use.
+    """
+    if not jobid.replace("_", "").isdigit():
+        _fail("show", f"JOBID {jobid!r} is not a Slurm job id (digits, e.g. 4711)")
+    site = _load("show", site_json, site_file)
+    me = shares.Identity.current()
+    jobs = [j for j in _discover("show", squeue, timeout, jobid=jobid) if j.jobid == jobid]
+    running = {j.jobid for j in _discover("show", squeue, timeout)}
+    if not jobs:
+        click.echo(f"ood-mt: job {jobid}: rejected: not-a-share (no running job with a share name)", err=True)
+        sys.exit(1)
+    ev = shares.Verifier(site, me).evaluate(jobs[0])
+    if ev.accepted and jobid not in running:
+        ev.rejection = Rejected("job-not-running", "the job is not running")
+    if not ev.accepted:
+        click.echo(ev.log_line(), err=True)
+        sys.exit(1)
+    row = _row(ev, me.name)
+    assert ev.payload is not None
+    row["conn"] = ev.payload["conn"]
+    if as_json:
+        click.echo(json.dumps(row, indent=2, sort_keys=True))
+        return
+    click.echo(f"job {jobid}: accepted: {row['label']}")
+    for key in ("app", "preset", "mode", "publisher", "audience", "delivery", "since"):
+        click.echo(f"{key}: {row[key]}")
+    for key, value in sorted(ev.payload["conn"].items()):
+        click.echo(f"conn.{key}: {value}")
+
+
+@click.command(
+    "audit",
+    epilog="""\b
+Example (as root on an OOD host):
+  # ood-mt audit
+  JOBID  PUBLISHER  AUDIENCE  SIZE  APP  MODE  SINCE                 STATUS
+  4711   alice      chem101   212   llm  form  2026-01-31T09:12:00Z  ok
+""",
+)
+@_site_options
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+def audit_command(site_json: Optional[Path], site_file: Optional[Path], squeue: str, timeout: float,
+                  as_json: bool) -> None:
+    """List every active share on the cluster (administrators).
+
+    Verifies every share-like running job with every group key and users' own keys, so
+    it needs read access to all files under the key dir (run it as root). For each share:
+    publisher, audience and its size, app, mode, since when, and "ok" or the rejection
+    reason a receiver's dashboard would log. Connection details are not printed.
+    """
+    site = _load("audit", site_json, site_file)
+    unreadable = shares.check_admin_access(site)
+    if unreadable:
+        _fail("audit", "cannot read key files: " + ", ".join(unreadable[:5])
+              + ("" if len(unreadable) <= 5 else f" (+{len(unreadable) - 5} more)")
+              + "; fix: run `ood-mt audit` as root on a host with the keys (an OOD host)")
+    admin = shares.AdminKeys(site)
+    me = shares.Identity.current()
+    verifier = shares.Verifier(site, me, group_key=admin.group_key, user_key=admin.user_key, check_membership=False)
+    rows = []
+    for job in _discover("audit", squeue, timeout):
+        ev = verifier.evaluate(job)
+        row: dict[str, Any] = {"jobid": job.jobid, "publisher": job.owner, "audience": ev.group or "?",
+                               "status": "ok" if ev.accepted else ev.rejection.reason if ev.rejection else "?"}
+        if ev.accepted and ev.payload is not None:
+            row.update(size=shares.audience_size(ev), app=ev.payload["app"], mode=ev.payload["mode"],
+                       since=shares.since(ev.payload))
+        else:
+            row.update(size=0, app="?", mode="?", since="?",
+                       detail=ev.rejection.detail if ev.rejection else "")
+        rows.append(row)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+        return
+    if not rows:
+        click.echo("no active shares")
+        return
+    click.echo(_table([[r["jobid"], r["publisher"], r["audience"], r["size"], r["app"], r["mode"], r["since"],
+                        r["status"]] for r in rows],
+                      ["JOBID", "PUBLISHER", "AUDIENCE", "SIZE", "APP", "MODE", "SINCE", "STATUS"]))
+
+
+@click.command(
+    "inspect",
+    epilog="""\b
+Examples:
+  $ ood-mt inspect "$(squeue -h -j 4711 -o %j)" --job-id 4711 --owner alice
+  step 1  wckey      ok    multitenant is the site WCKey
+  ...
+  accepted: Llama 3.2 from alice (job 4711)
+  $ ood-mt inspect 'mt1:chem101:3:AbC...'
+""",
+)
+@_site_options
+@click.argument("job_name")
+@click.option("--comment", help="The job's Comment, when the token was split over name and comment.")
+@click.option("--job-id", help="Job id the token was made for (needed to check the tag).")
+@click.option("--owner", help="User who owns that job (needed to check the tag).")
+def inspect_command(site_json: Optional[Path], site_file: Optional[Path], squeue: str, timeout: float,
+                    job_name: str, comment: Optional[str], job_id: Optional[str], owner: Optional[str]) -> None:
+    """Explain, step by step, why a job name is or is not accepted as a share by you.
+
+    JOB_NAME is the job's name as squeue prints it (`squeue -h -j ID -o %j`). With
+    --job-id and --owner the check is complete (the tag binds the token to that job and
+    user); with --job-id of a running job, the job's WCKey is checked too. Without them,
+    only the token's syntax, audience and your key access are checked. Exits 0 when
+    accepted, 1 when rejected.
+    """
+    site = _load("inspect", site_json, site_file)
+    me = shares.Identity.current()
+    if bool(job_id) != bool(owner):
+        _fail("inspect", "give --job-id and --owner together (both come from `squeue -j ID -o '%i %u'`)")
+    wckey = ""
+    if job_id:
+        found = [j for j in _discover("inspect", squeue, timeout, jobid=job_id) if j.jobid == job_id]
+        wckey = found[0].wckey if found else ""
+    job = shares.Job(jobid=job_id or "0", owner=owner or me.name, wckey=wckey, name=job_name, comment=comment or "")
+    verifier = shares.Verifier(site, me)
+    ev = verifier.evaluate(job, check_wckey=bool(wckey)) if job_id else _inspect_without_job(verifier, job)
+    for number, step in enumerate(ev.steps, 1):
+        state = {True: "ok", False: "FAIL", None: "skip"}[step.ok]
+        click.echo(f"step {number}  {step.name:<22} {state:<4}  {step.detail}")
+    if ev.accepted:
+        click.echo(f"accepted: {ev.label()}")
+        return
+    if ev.rejection is not None:
+        click.echo(f"rejected: {ev.rejection.reason}" + (f" ({ev.rejection.detail})" if ev.rejection.detail else ""))
+    else:
+        click.echo("not fully checked: give --job-id and --owner to check the tag")
+    sys.exit(1)
+
+
+def _inspect_without_job(verifier: shares.Verifier, job: shares.Job) -> shares.Evaluation:
+    """Checks that need no job: transport, syntax, audience, key access."""
+    ev = shares.Evaluation(job=job)
+    ev.steps.append(shares.Step("wckey", None, "not checked: give --job-id of a running job"))
+    ev.steps.append(shares.Step("publisher", None, "not checked: give --owner"))
+    try:
+        token = codec.join_transport(job.name, job.comment or None)
+        if token is None:
+            raise Rejected("not-a-share", "the name does not start with mt1:")
+        parsed = codec.parse_token(token)
+        ev.steps.append(shares.Step("token", True, f"{len(token)} characters; audience {parsed.aud}, "
+                                                   f"key version {parsed.kv}"))
+        verifier.audience_key(parsed.aud, parsed.kv)
+        ev.steps.append(shares.Step("key", True, f"key {parsed.kv} of {parsed.aud} readable by {verifier.me.name}"))
+        ev.steps.append(shares.Step("tag", None, "not checked: give --job-id and --owner"))
+    except Rejected as exc:
+        ev.rejection = exc
+        ev.steps.append(shares.Step(exc.reason, False, exc.detail))
+    return ev

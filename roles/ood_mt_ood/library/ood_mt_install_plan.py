@@ -1,0 +1,169 @@
+#!/usr/bin/python
+"""Ansible module: compare the build manifest with what is installed on an OOD host (read-only).
+
+It answers, in one call instead of one stat per file: which directories and files are
+missing or differ (content sha256, owner, group, mode), which paths inside managed app
+directories the manifest no longer lists, and which previously installed apps
+(recorded in the state file) the manifest dropped. The role then changes only those.
+"""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import json
+import os
+import pwd
+import stat
+from typing import Any, Optional
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+---
+module: ood_mt_install_plan
+short_description: Work out what must change to install an ood-multitenant build (read-only)
+description:
+  - Never changes anything; always returns changed=false.
+options:
+  apps: {description: Manifest "apps" list (name, dest, group, dir_mode)., type: list, elements: dict, required: true}
+  files: {description: Manifest "files" list (dest, owner, group, mode, sha256) plus the initializer., type: list,
+          elements: dict, required: true}
+  state_file: {description: JSON record of apps installed by earlier runs., type: path, required: true}
+author: [ood-multitenant]
+"""
+
+RETURN = r"""
+dirs: {description: Directories to create or fix (path, owner, group, mode)., type: list, returned: always}
+files: {description: Indexes into O(files) of files to (re)install., type: list, returned: always}
+stale: {description: Paths inside managed app dirs that the manifest does not list (deepest first)., type: list,
+        returned: always}
+removed_apps: {description: Earlier-installed apps the manifest dropped (name, dest)., type: list, returned: always}
+pending: {description: True when anything at all must change., type: bool, returned: always}
+"""
+
+
+class PlanError(Exception):
+    """Bad manifest data; the message names the entry and the fix."""
+
+
+def _ids(owner: str, group: str, where: str) -> tuple[int, int]:
+    try:
+        uid = pwd.getpwnam(owner).pw_uid
+    except KeyError:
+        raise PlanError(f"{where}: owner {owner!r} does not exist on this host") from None
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise PlanError(f"{where}: group {group!r} does not exist on this host; create it "
+                        f"(multitenant.publisher_group / clients_group in the site file)") from None
+    return uid, gid
+
+
+def _differs(path: str, uid: int, gid: int, mode: int, want_dir: bool) -> bool:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return True
+    kind_ok = stat.S_ISDIR(st.st_mode) if want_dir else stat.S_ISREG(st.st_mode)
+    return not kind_ok or (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) != (uid, gid, mode)
+
+
+def _sha256(path: str) -> Optional[str]:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 16), b""):
+                digest.update(chunk)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    return digest.hexdigest()
+
+
+def _app_of(dest: str, apps: list[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    for app in apps:
+        if dest.startswith(app["dest"].rstrip("/") + "/"):
+            return app
+    return None
+
+
+def plan(apps: list[dict[str, Any]], files: list[dict[str, Any]], state_file: str) -> dict[str, Any]:
+    wanted_dirs: dict[str, tuple[str, str, str]] = {}
+    for app in apps:
+        wanted_dirs[app["dest"].rstrip("/")] = ("root", app["group"], app["dir_mode"])
+    for entry in files:
+        app = _app_of(entry["dest"], apps)
+        if app is None:
+            continue  # e.g. the initializer: its directory is not ours to manage
+        top = app["dest"].rstrip("/")
+        parent = os.path.dirname(entry["dest"])
+        while parent != top and parent.startswith(top + "/"):
+            wanted_dirs[parent] = ("root", app["group"], app["dir_mode"])
+            parent = os.path.dirname(parent)
+
+    dirs = []
+    for path in sorted(wanted_dirs):
+        owner, group, mode = wanted_dirs[path]
+        uid, gid = _ids(owner, group, f"app directory {path}")
+        if _differs(path, uid, gid, int(mode, 8), want_dir=True):
+            dirs.append({"path": path, "owner": owner, "group": group, "mode": mode})
+
+    outdated = []
+    for index, entry in enumerate(files):
+        uid, gid = _ids(entry["owner"], entry["group"], f"manifest file {entry['dest']}")
+        if (_differs(entry["dest"], uid, gid, int(entry["mode"], 8), want_dir=False)
+                or _sha256(entry["dest"]) != entry["sha256"]):
+            outdated.append(index)
+
+    listed = set(wanted_dirs) | {e["dest"] for e in files}
+    stale = []
+    for app in apps:
+        top = app["dest"].rstrip("/")
+        if not os.path.isdir(top) or os.path.islink(top):
+            continue
+        for root, dirnames, filenames in os.walk(top, topdown=False):
+            for name in filenames + dirnames:
+                path = os.path.join(root, name)
+                if path not in listed:
+                    stale.append(path)
+
+    removed = []
+    if os.path.exists(state_file):
+        try:
+            with open(state_file, encoding="utf-8") as handle:
+                recorded = json.load(handle).get("apps", [])
+        except (OSError, ValueError) as exc:
+            raise PlanError(f"{state_file}: unreadable record of installed apps ({exc}); "
+                            f"fix or delete it (it is rewritten on the next successful run)") from None
+        current = {app["name"] for app in apps}
+        for app in recorded:
+            name, dest = app.get("name", ""), app.get("dest", "")
+            # only ever remove what we recorded, and only an app directory named after the app
+            if name not in current and os.path.isabs(dest) and os.path.basename(dest.rstrip("/")) == name \
+                    and name.startswith("mt_") and os.path.lexists(dest):
+                removed.append({"name": name, "dest": dest})
+
+    return {"dirs": dirs, "files": outdated, "stale": stale, "removed_apps": removed,
+            "pending": bool(dirs or outdated or stale or removed)}
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "apps": {"type": "list", "elements": "dict", "required": True},
+            "files": {"type": "list", "elements": "dict", "required": True},
+            "state_file": {"type": "path", "required": True},
+        },
+        supports_check_mode=True,
+    )
+    try:
+        result = plan(module.params["apps"], module.params["files"], module.params["state_file"])
+    except PlanError as exc:
+        module.fail_json(msg=str(exc))
+    except KeyError as exc:
+        module.fail_json(msg=f"manifest entry lacks field {exc}; rebuild with `ood-mt build`")
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""Real runs of role ood_mt_ood on localhost, with every destination inside a temp dir."""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import json
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.roles.ansible_runner import Run, run, tool
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class OodLab:
+    """A build dir with a small manifest made from real files (a stand-in for `ood-mt build`)."""
+
+    def __init__(self, root: Path, groups: list[str]) -> None:
+        self.root = root
+        self.publisher = groups[0]
+        self.apps_dir = root / "host/var/www/ood/apps/sys"
+        self.dash_dir = root / "host/etc/ood/config/apps/dashboard"
+        self.state_file = root / "host/etc/ood-mt/installed-apps.json"
+        self.build = root / "build"
+        self.playbook = root / "play.yml"
+        self.playbook.write_text(yaml.safe_dump([{
+            "name": "OOD role under test", "hosts": "localhost", "connection": "local",
+            "gather_facts": False, "roles": ["ood_mt_ood"]}]))
+
+    def write_build(self, apps: dict[str, tuple[str, dict[str, str]]]) -> None:
+        """apps: name -> (role, {relative path: content})."""
+        manifest: dict = {"format": 1, "site": "t", "apps": [], "files": []}
+        for name, (role, files) in sorted(apps.items()):
+            gated = role == "service"
+            group = self.publisher if gated else "root"
+            dest = self.apps_dir / name
+            manifest["apps"].append({"name": name, "role": role, "group": group,
+                                     "dir_mode": "0750" if gated else "0755", "dest": str(dest)})
+            for rel, content in sorted(files.items()):
+                src = self.build / "apps" / name / rel
+                src.parent.mkdir(parents=True, exist_ok=True)
+                src.write_text(content)
+                manifest["files"].append({"src": f"apps/{name}/{rel}", "dest": str(dest / rel), "owner": "root",
+                                          "group": group, "mode": "0640" if gated else "0644",
+                                          "sha256": sha256(src)})
+        init = self.build / "initializer/ood_multitenant.rb"
+        init.parent.mkdir(parents=True, exist_ok=True)
+        init.write_text("# initializer stand-in\nMULTITENANT_SITE = 't'\n")
+        manifest["initializer"] = {"src": "initializer/ood_multitenant.rb",
+                                   "dest": str(self.dash_dir / "initializers/ood_multitenant.rb"),
+                                   "owner": "root", "group": "root", "mode": "0644", "sha256": sha256(init)}
+        (self.build / "manifest.json").write_text(json.dumps(manifest, sort_keys=True, indent=1))
+
+    def play(self, check: bool = False, enable: bool = True) -> Run:
+        extra = {"multitenant": {"site": "t", "paths": {"dashboard_config_dir": str(self.dash_dir),
+                                                        "ood_apps_dir": str(self.apps_dir)}},
+                 "ood_mt_ood_build_dir": str(self.build), "ood_mt_ood_state_file": str(self.state_file),
+                 "ood_mt_ood_enable": enable}
+        argv = [tool("ansible-playbook"), "-i", "localhost,", str(self.playbook), "-e", json.dumps(extra), "--diff"]
+        if check:
+            argv.append("--check")
+        return run(argv)
+
+
+APPS = {
+    "mt_database": ("service", {"form.yml.erb": "---\ntitle: DB\n", "template/script.sh.erb": "#!/bin/bash\n"}),
+    "mt_jupyter": ("client", {"form.yml.erb": "---\ntitle: Jupyter\n"}),
+    "mt_delivery_debug": ("delivery", {"view.html.erb": "<p>debug</p>\n"}),
+}
+
+
+@pytest.fixture()
+def lab(tmp_path: Path, temp_groups: list[str]) -> OodLab:
+    lab = OodLab(tmp_path, temp_groups)
+    lab.write_build(APPS)
+    return lab
+
+
+def owner_mode(path: Path) -> tuple[int, str, int]:
+    st = path.stat()
+    return st.st_uid, grp.getgrgid(st.st_gid).gr_name, stat.S_IMODE(st.st_mode)
+
+
+def test_install_modes_env_idempotence_and_removal(lab: OodLab) -> None:
+    lab.dash_dir.mkdir(parents=True)
+    env = lab.dash_dir / "env"
+    env.write_text("# site settings\nOOD_DASHBOARD_TITLE=Lab\nMULTITENANT_ENABLE=true\n")
+
+    first = lab.play()
+    assert first.rc == 0, first.output
+    db = lab.apps_dir / "mt_database"
+    assert owner_mode(db) == (0, lab.publisher, 0o750)
+    assert owner_mode(db / "template") == (0, lab.publisher, 0o750)
+    assert owner_mode(db / "template/script.sh.erb") == (0, lab.publisher, 0o640)
+    assert owner_mode(lab.apps_dir / "mt_jupyter") == (0, "root", 0o755)
+    assert owner_mode(lab.apps_dir / "mt_jupyter/form.yml.erb") == (0, "root", 0o644)
+    init = lab.dash_dir / "initializers/ood_multitenant.rb"
+    assert init.read_text() == (lab.build / "initializer/ood_multitenant.rb").read_text()
+    assert owner_mode(init) == (0, "root", 0o644)
+    assert env.read_text() == "# site settings\nOOD_DASHBOARD_TITLE=Lab\nMULTITENANT_ENABLE=true\n"
+    # the kit was switched off while files changed, then on again
+    assert "MULTITENANT_ENABLE=false" in first.stdout
+    record = json.loads(lab.state_file.read_text())
+    assert sorted(a["name"] for a in record["apps"]) == sorted(APPS)
+
+    second = lab.play()
+    assert second.rc == 0, second.output
+    assert second.recap()["changed"] == 0, second.stdout
+
+    # drop an app and a file, and leave something the role does not manage next to the apps
+    foreign = lab.apps_dir / "not_ours"
+    foreign.mkdir()
+    smaller = dict(APPS)
+    del smaller["mt_delivery_debug"]
+    smaller["mt_database"] = ("service", {"form.yml.erb": "---\ntitle: DB v2\n"})
+    lab.write_build(smaller)
+    third = lab.play()
+    assert third.rc == 0, third.output
+    assert not (lab.apps_dir / "mt_delivery_debug").exists()
+    assert not (db / "template").exists()
+    assert (db / "form.yml.erb").read_text() == "---\ntitle: DB v2\n"
+    assert foreign.is_dir()
+    assert lab.play().recap()["changed"] == 0
+
+
+def test_env_file_created_and_kept_off(lab: OodLab) -> None:
+    result = lab.play(enable=False)
+    assert result.rc == 0, result.output
+    env = lab.dash_dir / "env"
+    assert env.read_text() == "MULTITENANT_ENABLE=false\n"
+    assert owner_mode(env) == (0, "root", 0o644)
+
+
+def test_check_mode_changes_nothing(lab: OodLab) -> None:
+    result = lab.play(check=True)
+    assert result.rc == 0, result.output
+    assert result.recap()["changed"] > 0
+    assert not (lab.root / "host").exists()
+
+
+def test_bad_manifest_is_refused_before_any_change(lab: OodLab) -> None:
+    manifest = json.loads((lab.build / "manifest.json").read_text())
+    manifest["format"] = 2
+    (lab.build / "manifest.json").write_text(json.dumps(manifest))
+    result = lab.play()
+    assert result.rc != 0
+    assert "manifest.json is not a format-1 manifest" in result.stdout
+    assert not (lab.root / "host").exists()

@@ -19,6 +19,8 @@ apt_packages=(
   podman runc debootstrap uidmap fuse-overlayfs
   # job-side protocol tools and test helpers
   openssl gzip coreutils procps iproute2 sudo git ca-certificates
+  # the share CLI run as lab users (who cannot read root's venv) in tests/initializer
+  python3-click python3-cryptography python3-yaml
 )
 
 missing=()

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Bring the containerised lab up / down / report its status (idempotent).
+#
+# Three containers on a podman network of their own, systemd as PID 1 in each:
+#   <prefix>-slurm    hostname mtlab-slurm    MariaDB -> slurmdbd -> slurmctld
+#   <prefix>-compute  hostname mtlab-compute  slurmd (waits for slurmctld)
+#   <prefix>-ood      hostname mtlab-ood      OOD layout, Ruby, Slurm client
+# The CNI network here has no DNS plugin, so fixed addresses + /etc/hosts entries name them.
+# /home is a named volume shared by compute and ood, as NFS homes are on a real cluster.
+#
+# usage: lab/lab_ctl.sh up|down|status|wait|logs [--prefix P] [--subnet 10.89.77] [--seed DIR]
+set -euo pipefail
+lab_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo_root="$(cd "$lab_dir/.." && pwd)"
+
+cmd="${1:-status}"
+shift || true
+prefix=ood-mt-lab
+subnet=10.89.77
+seed_dir="$repo_root/.lab/seed"
+while (($#)); do
+  case "$1" in
+    --prefix) prefix="$2"; shift 2 ;;
+    --subnet) subnet="$2"; shift 2 ;;
+    --seed) seed_dir="$2"; shift 2 ;;
+    *) echo "lab_ctl: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+network="$prefix"
+home_volume="$prefix-home"
+nodes=(slurm compute ood)
+
+ip_of() { case "$1" in slurm) echo "$subnet.10" ;; compute) echo "$subnet.11" ;; ood) echo "$subnet.12" ;; esac; }
+
+host_args() {
+  local n
+  for n in "${nodes[@]}"; do
+    printf -- '--add-host=mtlab-%s:%s\n' "$n" "$(ip_of "$n")"
+  done
+}
+
+ensure_containers_conf() {
+  # podman here needs runc and explicit ulimits (crun's defaults fail on this machine kind).
+  local conf=/etc/containers/containers.conf
+  if [[ ! -f "$conf" ]]; then
+    mkdir -p /etc/containers
+    printf '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n\n[engine]\nruntime = "runc"\n' >"$conf"
+  elif ! grep -q '^runtime *= *"runc"' "$conf"; then
+    echo "lab_ctl: warning: $conf does not set runtime = \"runc\"; podman run may fail" >&2
+  fi
+}
+
+up() {
+  ensure_containers_conf
+  "$lab_dir/seed.sh" "$seed_dir"
+  podman network exists "$network" || podman network create --subnet "$subnet.0/24" "$network" >/dev/null
+  podman volume exists "$home_volume" || podman volume create "$home_volume" >/dev/null
+  local n name state
+  local -a args
+  for n in "${nodes[@]}"; do
+    name="$prefix-$n"
+    state="$(podman container inspect --format '{{.State.Status}}' "$name" 2>/dev/null || true)"
+    if [[ "$state" == running ]]; then
+      continue
+    elif [[ -n "$state" ]]; then
+      podman start "$name" >/dev/null
+      continue
+    fi
+    args=(--detach --name "$name" --hostname "mtlab-$n" --systemd=always
+      --network "$network" --ip "$(ip_of "$n")"
+      --volume "$seed_dir/common:/lab-seed/common:ro")
+    mapfile -t -O "${#args[@]}" args < <(host_args)
+    case "$n" in
+      slurm) args+=(--volume "$seed_dir/slurm:/lab-seed/slurm:ro") ;;
+      compute | ood) args+=(--volume "$home_volume:/home") ;;
+    esac
+    podman run "${args[@]}" "localhost/ood-mt-lab-$n:latest" >/dev/null
+  done
+  wait_ready
+}
+
+wait_ready() { # health: every node idle in sinfo, seen from the OOD container
+  local deadline=$((SECONDS + ${LAB_READY_TIMEOUT:-300})) out=""
+  while ((SECONDS < deadline)); do
+    out="$(podman exec "$prefix-ood" sinfo --noheader -o '%N %t' 2>/dev/null || true)"
+    if [[ "$out" =~ ^mtlab-compute\ (idle|mix|alloc) ]]; then
+      return 0
+    fi
+    sleep 2
+  done
+  echo "lab_ctl: lab not ready after ${LAB_READY_TIMEOUT:-300}s (sinfo: '${out:-no answer}')" >&2
+  logs >&2
+  return 1
+}
+
+logs() { # what explains a failure: unit states, Slurm logs, journal tails
+  local n name
+  for n in "${nodes[@]}"; do
+    name="$prefix-$n"
+    podman container exists "$name" || continue
+    echo "===== $name: failed units"
+    podman exec "$name" systemctl --failed --no-legend --no-pager 2>&1 || true
+    for f in slurmctld slurmdbd slurmd; do
+      if podman exec "$name" test -f "/var/log/slurm/$f.log" 2>/dev/null; then
+        echo "===== $name: /var/log/slurm/$f.log (tail)"
+        podman exec "$name" tail -n 40 "/var/log/slurm/$f.log" 2>&1 || true
+      fi
+    done
+    echo "===== $name: journal (tail)"
+    podman exec "$name" journalctl --no-pager -n 60 2>&1 || true
+  done
+}
+
+down() {
+  local n
+  for n in "${nodes[@]}"; do
+    podman rm --force --time 10 "$prefix-$n" >/dev/null 2>&1 || true
+  done
+  podman volume rm --force "$home_volume" >/dev/null 2>&1 || true
+  podman network rm --force "$network" >/dev/null 2>&1 || true
+}
+
+status() {
+  local n name state rc=0
+  for n in "${nodes[@]}"; do
+    name="$prefix-$n"
+    state="$(podman container inspect --format '{{.State.Status}}' "$name" 2>/dev/null || echo absent)"
+    printf '%-22s %s\n' "$name" "$state"
+    [[ "$state" == running ]] || rc=1
+  done
+  if ((rc == 0)); then
+    podman exec "$prefix-ood" sinfo --noheader -o 'partition %P node %N state %t' 2>&1 || rc=1
+  fi
+  return "$rc"
+}
+
+case "$cmd" in
+  up) up ;;
+  down) down ;;
+  status) status ;;
+  wait) wait_ready ;;
+  logs) logs ;;
+  *) echo "usage: lab/lab_ctl.sh up|down|status|wait|logs [--prefix P] [--subnet S] [--seed DIR]" >&2; exit 2 ;;
+esac

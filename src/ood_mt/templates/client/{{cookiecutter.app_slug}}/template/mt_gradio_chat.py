@@ -1,0 +1,1 @@
+{% if cookiecutter.client_kind == 'gradio' %}{% include 'clients/gradio/mt_gradio_chat.py' %}{% endif %}

@@ -254,7 +254,9 @@ def plan_changes(
     """Compare the listing with the wanted state. `wckey` and `users` are normalized."""
     on_cluster = [row for row in rows if row.cluster == cluster]
     members = {row.user for row in on_cluster if row.wckey == wckey}
-    anything = {row.user for row in on_cluster}
+    # Rows whose WCKey starts with '*' are slurmdbd's own record of jobs that ran under the
+    # default WCKey; they are not associations and do not let a user submit.
+    anything = {row.user for row in on_cluster if not row.wckey.startswith("*")}
     before = sorted(members)
     if state == "present":
         add = [user for user in users if user not in members]

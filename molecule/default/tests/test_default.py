@@ -1,0 +1,101 @@
+"""Verify of the `default` scenario: site.yml deployed the kit, Slurm enforces the WCKey, and
+a real share travels from mtpub's service job to mtrecv's dashboard (and not to mtout)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+from labhosts import BUILD, WCKEY, as_user, dashboard, host, wait_for
+from share_flow import cancel, psql_as, running_cards, submit_database, wait_published
+
+
+def manifest() -> dict:
+    path = BUILD / "manifest.json"
+    assert path.is_file(), f"{path} missing: converge runs `ood-mt build` first"
+    return json.loads(path.read_text())
+
+
+def test_app_files_match_manifest() -> None:
+    ood = host("ood")
+    man = manifest()
+    for app in man["apps"]:
+        d = ood.file(app["dest"])
+        assert d.is_directory, app["dest"]
+        assert (d.user, d.group, f"{d.mode:04o}") == ("root", app["group"], app["dir_mode"]), app["dest"]
+    for entry in [*man["files"], man["initializer"]]:
+        f = ood.file(entry["dest"])
+        assert f.is_file, entry["dest"]
+        assert (f.user, f.group, f"{f.mode:04o}") == (entry["owner"], entry["group"], entry["mode"]), entry["dest"]
+        want = hashlib.sha256((BUILD / entry["src"]).read_bytes()).hexdigest()
+        assert entry["sha256"] == want, f"manifest sha256 of {entry['src']} is stale"
+        assert f.sha256sum == want, f"{entry['dest']} differs from the build"
+
+
+def test_dashboard_env_enables_the_kit() -> None:
+    env = host("ood").file("/etc/ood/config/apps/dashboard/env").content_string
+    assert "MULTITENANT_ENABLE=true" in env.splitlines()
+
+
+@pytest.mark.parametrize(("node", "conf"), [("slurm", "slurm.conf"), ("slurm", "slurmdbd.conf"),
+                                            ("compute", "slurm.conf")])
+def test_wckeys_tracked_and_enforced(node: str, conf: str) -> None:
+    text = host(node).file(f"/etc/slurm/{conf}").content_string
+    settings = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    assert settings.get("TrackWCKey", "").lower() == "yes", f"{node}:{conf}"
+    assert "wckeys" in settings.get("AccountingStorageEnforce", "").split(","), f"{node}:{conf}"
+
+
+@pytest.mark.parametrize(("node", "units"), [("slurm", ["mariadb", "slurmdbd", "slurmctld", "munge"]),
+                                             ("compute", ["slurmd", "munge"]), ("ood", ["munge"])])
+def test_daemons_up(node: str, units: list[str]) -> None:
+    for unit in units:
+        assert host(node).service(unit).is_running, f"{unit} not running on {node}"
+    if node == "ood":
+        assert "UP" in host("ood").check_output("scontrol ping"), "slurmctld not answering from the OOD host"
+
+
+def test_onboarded_users_have_the_wckey() -> None:
+    out = host("slurm").check_output(f"sacctmgr --noheader --parsable2 list wckey {WCKEY} format=user")
+    users = {u for u in out.split() if u}
+    assert "mtpub" in users, f"publisher mtpub not onboarded (wckey users: {sorted(users)})"
+    assert "mtout" not in users
+
+
+def test_outsider_cannot_submit_with_the_wckey() -> None:
+    out = host("ood").run(as_user("mtout", f"sbatch --wckey={WCKEY} --wrap true"))
+    assert out.rc != 0
+    assert "Invalid wckey specification" in out.stderr
+
+
+def test_outsider_cannot_read_group_keys() -> None:
+    out = host("ood").run(as_user("mtout", "cat /etc/ood-mt/keys/mtclass/v1.key"))
+    assert out.rc != 0 and "Permission denied" in out.stderr
+
+
+def test_end_to_end_database_card() -> None:
+    job_id = submit_database("mtpub")
+    try:
+        wait_published(job_id)
+        # The receiver's next dashboard boot shows a Running card with a usable connection.
+        dash = wait_for("mtrecv's Running card",
+                        lambda: running_cards(dashboard("mtrecv"), job_id), timeout=90)
+        card = dash[0]
+        assert card["token"].startswith("sys/mt_delivery_")
+        conn_path = card["connection_path"]
+        query = psql_as("mtrecv", conn_path, "SELECT 6 * 7")
+        assert query.rc == 0, f"psql as mtrecv failed: {query.stderr}"
+        assert query.stdout.strip() == "42"
+        # mtrecv2 is in mtclass by PRIMARY group only: it must see the share too.
+        assert running_cards(dashboard("mtrecv2"), job_id), "mtrecv2 (primary group mtclass) sees no card"
+        # The outsider sees nothing.
+        out = dashboard("mtout")
+        assert not [c for c in out["cards"] if c["job_id"] == job_id]
+        assert not out["errors"], out["errors"]
+    finally:
+        cancel("mtpub", job_id)
+    # After the next refresh the card and its connection.yml are gone.
+    after = dashboard("mtrecv")
+    assert not [c for c in after["cards"] if c["job_id"] == job_id], after["cards"]
+    assert not host("ood").file(conn_path).exists, f"{conn_path} left behind"

@@ -1,4 +1,4 @@
-"""The bash library (cookiecutter-mt-app/partials/mt_share.sh) against the Python and Ruby codecs.
+"""The bash library (cookiecutter-mt-app/templates/mt_share.sh) against the Python and Ruby codecs.
 
 Real bash, gzip, openssl, getent and Ruby throughout. The one test double is
 ``scontrol_recorder``: a stand-in for `scontrol`, put first on PATH, that records its
@@ -26,7 +26,7 @@ import yaml
 from ood_mt import codec
 
 REPO = Path(__file__).resolve().parents[2]
-LIB = REPO / "cookiecutter-mt-app" / "partials" / "mt_share.sh"
+LIB = REPO / "cookiecutter-mt-app" / "templates" / "mt_share.sh"
 OWNER = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
 TRICKY = {
     "host": "node-7",

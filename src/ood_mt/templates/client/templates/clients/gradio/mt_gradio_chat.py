@@ -28,5 +28,6 @@ def reply(message, history):
 
 
 gr.ChatInterface(reply, title=f"Chat with {MODEL or 'no model'}").launch(
-    server_name="0.0.0.0", server_port=int(os.environ["port"]), root_path=os.environ["MT_GRADIO_ROOT_PATH"],
-    auth=("ood", os.environ["password"]))
+    server_name="0.0.0.0", server_port=int(os.environ["port"]),  # noqa: SIM112 (OOD names it port)
+    root_path=os.environ["MT_GRADIO_ROOT_PATH"],
+    auth=("ood", os.environ["password"]))  # noqa: SIM112 (OOD names it password)

@@ -152,3 +152,33 @@ def test_bad_manifest_is_refused_before_any_change(lab: OodLab) -> None:
     assert result.rc != 0
     assert "manifest.json is not a format-1 manifest" in result.stdout
     assert not (lab.root / "host").exists()
+
+
+@pytest.mark.skipif(not (Path(tool("ood-mt")).exists()), reason="needs the ood-mt CLI (pip install -e .)")
+def test_real_build_installs_and_is_idempotent(tmp_path: Path, temp_groups: list[str]) -> None:
+    """`ood-mt build` output from the lab site file, with its paths pointed into tmp."""
+    from tests.roles.ansible_runner import REPO
+
+    site = yaml.safe_load((REPO / "inventories/lab/group_vars/all/multitenant.yml").read_text())
+    lab = OodLab(tmp_path, temp_groups)
+    site["multitenant"]["site"] = "t"
+    site["multitenant"]["publisher_group"] = lab.publisher
+    site["multitenant"]["tenant_groups"] = [temp_groups[1]]
+    site["multitenant"]["paths"] = {"ood_apps_dir": str(lab.apps_dir), "dashboard_config_dir": str(lab.dash_dir)}
+    site_file = tmp_path / "site.yml"
+    site_file.write_text(yaml.safe_dump(site))
+    built = run([tool("ood-mt"), "build", "--site", str(site_file), "--out", str(lab.build)])
+    assert built.rc == 0, built.output
+    manifest = json.loads((lab.build / "manifest.json").read_text())
+
+    first = lab.play()
+    assert first.rc == 0, first.output
+    for app in manifest["apps"]:
+        assert owner_mode(Path(app["dest"])) == (0, app["group"], int(app["dir_mode"], 8))
+    for entry in [*manifest["files"], manifest["initializer"]]:
+        dest = Path(entry["dest"])
+        assert sha256(dest) == entry["sha256"]
+        assert owner_mode(dest) == (0, entry["group"], int(entry["mode"], 8))
+    second = lab.play()
+    assert second.rc == 0, second.output
+    assert second.recap()["changed"] == 0, second.stdout

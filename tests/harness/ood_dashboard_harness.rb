@@ -19,7 +19,8 @@
 #     binding where every connection key is a bare name (a missing one is nil);
 #   * --form APP renders APP/form.yml.erb with ERB (trim_mode "-") and no app binding, as
 #     the dashboard does, after the form page's request hook.
-# It prints one JSON document: cards, specs, form, log lines, errors.
+# It prints one JSON document: cards, specs, form, hooks (how many of each the
+# initializer registered), log lines, errors.
 #
 # Usage: ruby ood_dashboard_harness.rb --initializer PATH --apps-dir DIR [--form APP] [--sessions]
 #        [--requests N]   (fire the request hooks N times; default 1)
@@ -339,6 +340,12 @@ def harness_main(argv)
       result["errors"] << "form #{opts[:form]} broken: #{e.class}: #{e.message}"
     end
   end
+  result["hooks"] = {
+    "after_initialize" => Rails.application.config.after_initialize_hooks.size,
+    "to_prepare" => Rails.application.config.to_prepare_hooks.size,
+    "sessions_before_action" => BatchConnect::SessionsController.before_actions.size,
+    "session_contexts_before_action" => BatchConnect::SessionContextsController.before_actions.size
+  }
   result["log"] = logger.lines
   puts JSON.pretty_generate(result)
 end

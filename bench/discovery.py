@@ -11,6 +11,7 @@ On the real host Slurm (tests/lab/host_slurm.sh start; run as root):
               (initializer_src/lib/{codec,multitenant}.rb, exactly as the dashboard runs them)
        old  = the original framework's discovery: `sacct --allocations ... --wckeys=multitenant`
               then `squeue --format=%i|%1024j -j <ids>` (calls + parse, no decryption)
+       new_call = the single squeue call + parse alone (what verification adds is the difference)
      and the Python CLI's discovery (ood_mt.shares: same call + parse + verify);
   4. prints a table (median, p95, min in ms) and cleans up every job it submitted.
 
@@ -65,6 +66,12 @@ new_discovery = lambda do
   jobs.count { |job| (verifier.verify(job) rescue nil) }
 end
 
+new_call_only = lambda do
+  jobs = MultiTenant::Discovery.new(config: config).call
+  raise jobs.message if jobs.is_a?(MultiTenant::Discovery::Failure)
+  jobs.size
+end
+
 old_discovery = lambda do
   out = IO.popen(["sacct", "--allocations", "--noheader", "--parsable2", "--state=RUNNING",
                   "--format=jobidraw,user,cluster", "-a", "--wckeys=#{config.wckey}"], &:read)
@@ -74,12 +81,13 @@ old_discovery = lambda do
   names.lines.count { |l| l.split("|", 2)[1].to_s.start_with?("mt1:") }
 end
 
-result = { "new" => [], "old" => [], "new_count" => nil, "old_count" => nil }
+variants = { "new" => new_discovery, "old" => old_discovery, "new_call" => new_call_only }
+result = variants.keys.to_h { |k| [k, []] }
 runs.times do |i|
-  order = i.even? ? %w[new old] : %w[old new]
+  order = variants.keys.rotate(i % variants.size)
   order.each do |which|
     t0 = now_ms
-    count = which == "new" ? new_discovery.call : old_discovery.call
+    count = variants.fetch(which).call
     result[which] << (now_ms - t0)
     result["#{which}_count"] = count
   end
@@ -272,6 +280,7 @@ def main() -> int:
           f"as {RECEIVER}; cleaned up ({len(queue)} jobs left in the queue)")
     rows = [
         ("initializer (Ruby): 1 squeue + parse + verify", timings["new"], timings["new_count"]),
+        ("  of which the squeue call + parse alone", timings["new_call"], timings["new_call_count"]),
         ("old framework: sacct --wckeys + squeue -j ids", timings["old"], timings["old_count"]),
         ("ood-mt CLI (Python): 1 squeue + parse + verify", timings["python"], timings["python_count"]),
     ]

@@ -101,3 +101,13 @@ def test_a_broken_library_never_breaks_the_dashboard(tmp_path: Path, broken: str
     assert result["errors"] == []
     assert result["form"]["attributes"]["llm_share"]["options"] == [["none", ""]]
     assert any(line.startswith("ood-mt: loading the libraries failed:") for line in result["log"]), result["log"]
+
+
+def test_harness_renames_an_unparsable_db_file_like_the_dashboard(tmp_path: Path) -> None:
+    db = tmp_path / "data/batch_connect/db"
+    db.mkdir(parents=True)
+    (db / ".half-written").write_text('{"id": ')
+    result = _harness(_render(tmp_path / "init.rb"), tmp_path, {"MULTITENANT_ENABLE": "false"})
+    assert result["renamed"] == [".half-written"]
+    assert sorted(p.name for p in db.iterdir()) == [".half-written.bak"]
+    assert result["cards"] == []

@@ -39,7 +39,7 @@ def submit_database(user: str, **overrides: str) -> str:
     info: dict[str, Any] = json.loads(staged.stdout)
     session = info["session_dir"]
     native = " ".join(shlex.quote(a) for a in info["native"])
-    submit = ood.run(as_user(user, f"sbatch --parsable -J sys/dashboard/sys/mt_database {native} "
+    submit = ood.run(as_user(user, f"sbatch --parsable -J sys/dashboard/sys/mt_database --time=60 {native} "
                                    f"--chdir {shlex.quote(session)} -o {shlex.quote(session)}/output.log "
                                    f"{shlex.quote(info['job_script'])}"))
     assert submit.rc == 0, f"sbatch as {user} failed: {submit.stderr}"

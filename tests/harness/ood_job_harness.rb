@@ -42,6 +42,7 @@ require "optparse"
 require "pathname"
 require "ostruct"
 require "securerandom"
+require "shellwords"
 require "yaml"
 require "base64"
 
@@ -148,13 +149,14 @@ module OodHarness
   end
 
   # The job the `basic` template would run, as this harness's own bash (no OOD code).
-  def self.job_script(conn_params)
+  def self.job_script(conn_params, session_dir)
     keys = (%w[host port password] + conn_params).uniq
     yaml_lines = keys.map { |k| "  mt_harness_yaml_line #{k} \"${#{k}:-}\"" }.join("\n")
-    <<~'BASH'.sub("@@YAML_LINES@@", yaml_lines)
+    <<~'BASH'.sub("@@YAML_LINES@@", yaml_lines).sub("@@SESSION_DIR@@", session_dir.to_s.shellescape)
       #!/usr/bin/env bash
       # HARNESS job script (tests/harness/ood_job_harness.rb): what OOD's `basic` template does.
-      cd "$(dirname "${BASH_SOURCE[0]}")" || exit 1
+      # Slurm runs a copy of this script from its spool dir: go to the session dir by name.
+      cd @@SESSION_DIR@@ || exit 1
       host="$(hostname)"
       export host
       port_used() {
@@ -240,7 +242,7 @@ module OodHarness
       stage(opts[:app], form, session_dir)
       sub = submit_options(opts[:app], form, session_dir)
       job = File.join(session_dir, "job_script.sh")
-      File.write(job, job_script(sub["conn_params"]))
+      File.write(job, job_script(sub["conn_params"], session_dir))
       File.chmod(0o700, job)
       puts JSON.generate({ "session_dir" => session_dir, "job_script" => job }.merge(sub))
     end

@@ -1,0 +1,74 @@
+"""The database service as real Slurm jobs of mtpub (PostgreSQL and MariaDB): it accepts
+the shared credentials over the network, and data survives scancel and a restart."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.apps import forms
+from tests.apps.slurm_jobs import connection, job_state, render_service, shared_render_dir, submit, wait_for
+
+pytestmark = pytest.mark.slurm
+
+CLIENTS = {
+    "postgresql": lambda c, pw, sql: (["psql", "-X", "-At", "-h", c["host"], "-p", c["port"], "-U", c["db_user"],
+                                       "-d", c["db_name"], "-c", sql], {"PGPASSWORD": pw}),
+    "mariadb": lambda c, pw, sql: (["mariadb", "--no-defaults", "-N", "-h", "127.0.0.1", "-P", c["port"], "-u",
+                                    c["db_user"], c["db_name"], "-e", sql], {"MYSQL_PWD": pw}),
+}
+
+
+@pytest.mark.parametrize("engine", ["postgresql:15", "mariadb:10.11"])
+def test_database_job_shares_and_keeps_data(host_slurm: dict[str, str], run_as: Any, engine: str) -> None:
+    name = engine.split(":")[0]
+    work = shared_render_dir()
+    instance = "t" + secrets.token_hex(4)
+    home = Path("~mtpub").expanduser()
+    inst_dir = home / "ood-mt-databases" / f"{name}-{instance}"
+    try:
+        app = render_service("database", work)
+        form = forms.service_form("database", mt_engine=engine, mt_db_instance=instance, mt_share_audience="user")
+
+        job, session = submit(run_as, "mtpub", app, form, work, f"db-{instance}-1")
+        wait_for(lambda: (inst_dir / "run" / "ready").exists(), 180, f"{name} ready (job {job})")
+        wait_for(lambda: "mt_share_status" in connection(session), 60, "the publish attempt")
+        conn = connection(session)
+        # "My user only": the per-user key is created on first use, so this publishes for real.
+        assert conn["mt_share_status"] == "shared with you only", conn["mt_share_status"]
+        name_now = run_as("root", ["squeue", "--noheader", "-j", job, "-O", "Name:1024"]).stdout.strip()
+        assert name_now.startswith("mt1:~mtpub:1:")
+        assert oct(inst_dir.stat().st_mode & 0o777) == "0o700"
+        assert oct((inst_dir / "password").stat().st_mode & 0o777) == "0o600"
+        password = (inst_dir / "password").read_text().strip()
+        assert password not in (session / "output.log").read_text()
+        assert password not in (session / "connection.yml").read_text()
+
+        # Another user connects over TCP with the credentials the share carries.
+        argv, env = CLIENTS[name](conn, password, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('ü-42');")
+        made = run_as("mtrecv", argv, env=env)
+        assert made.returncode == 0, made.stderr
+        argv, env = CLIENTS[name](conn, "wrong-password", "SELECT 1")
+        assert run_as("mtrecv", argv, env=env).returncode != 0
+
+        run_as("mtpub", ["scancel", job])
+        wait_for(lambda: job_state(run_as, job) == "", 90, f"job {job} to end")
+        assert "database stopped cleanly" in (session / "output.log").read_text()
+
+        job2, session2 = submit(run_as, "mtpub", app, form, work, f"db-{instance}-2")
+        wait_for(lambda: (inst_dir / "run" / "ready").exists() and "mt_share_status" in connection(session2), 180,
+                 f"{name} ready again (job {job2})")
+        conn2 = connection(session2)
+        argv, env = CLIENTS[name](conn2, password, "SELECT v FROM kept;")
+        got = run_as("mtrecv", argv, env=env)
+        assert got.returncode == 0, got.stderr
+        assert got.stdout.strip() == "ü-42"
+        run_as("mtpub", ["scancel", job2])
+        wait_for(lambda: job_state(run_as, job2) == "", 90, f"job {job2} to end")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(inst_dir, ignore_errors=True)

@@ -1,0 +1,58 @@
+"""Runs the Molecule scenarios against the podman lab and asserts they pass.
+
+`molecule test --all` runs check, default, onboarding, rotation in that order on ONE lab
+(shared_state: the default scenario's create/destroy run once). On failure the Molecule
+output tail and the lab's logs (failed units, slurmctld/slurmdbd/slurmd logs, journal) are
+printed. Needs root, podman and the lab images (built on first use by lab/build_images.sh).
+
+Run: .venv/bin/pytest -m molecule tests/molecule -s
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+LOGS = REPO / ".lab" / "logs"
+SCENARIOS = {"check", "default", "onboarding", "rotation"}
+
+pytestmark = pytest.mark.molecule
+
+
+def _lab_logs() -> str:
+    out = subprocess.run([str(REPO / "lab" / "lab_ctl.sh"), "logs", "--prefix", "ood-mt-mol"],
+                         capture_output=True, text=True, check=False)
+    return out.stdout[-30000:]
+
+
+def test_all_scenarios_pass() -> None:
+    if os.geteuid() != 0 or shutil.which("podman") is None:
+        pytest.skip("the Molecule lab needs root and podman (see docs/testing.md)")
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / "molecule-all.log"
+    env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}", "NO_COLOR": "1",
+           "ANSIBLE_FORCE_COLOR": "0", "PY_COLORS": "0"}
+    # --destroy=never keeps the containers so their logs can be collected on failure; the lab
+    # is removed below either way.
+    try:
+        with log.open("w") as fh:
+            proc = subprocess.run([str(REPO / ".venv" / "bin" / "molecule"), "test", "--all", "--destroy=never"],
+                                  cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False,
+                                  timeout=3600)
+        text = log.read_text(errors="replace")
+        lab_logs = _lab_logs() if proc.returncode != 0 else ""
+    finally:
+        subprocess.run([str(REPO / "lab" / "lab_ctl.sh"), "down", "--prefix", "ood-mt-mol", "--subnet", "10.89.78"],
+                       check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"molecule test --all failed (exit {proc.returncode}); full log: {log}\n"
+                    f"--- molecule output (tail) ---\n{text[-15000:]}\n--- lab logs ---\n{lab_logs}")
+    recap = re.findall(r"^(\w+)\s+: actions=\d+\s+successful=\d+.*failed=(\d+)", text, flags=re.M)
+    assert {name for name, _ in recap} >= SCENARIOS, f"scenarios missing from the recap: {recap}"
+    assert all(failed == "0" for _, failed in recap), recap

@@ -59,7 +59,7 @@ def test_wckey_rules(wckey, message, fix):
     assert line.startswith("site.yml: multitenant.wckey: ")
     assert message in line
     assert f"(got {wckey!r})" in line
-    assert f"Fix: " in line and fix in line
+    assert "Fix: " in line and fix in line
 
 
 @pytest.mark.parametrize("group", ["a:b", "1abc", "with space", "x" * 33, ""])

@@ -1,0 +1,46 @@
+"""Execute a staged before.sh in bash (outside Slurm) and read back the variables it set.
+
+OOD's job-script helpers come from tests/apps/doubles/ood_basic_template_test_double.sh
+(a TEST DOUBLE, named so); before.sh itself and everything it sources run for real.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Optional
+
+from tests.apps.site_build import DOUBLES
+
+BASIC_TEMPLATE_DOUBLE = DOUBLES / "ood_basic_template_test_double.sh"
+
+# Sources the double, then before.sh, then writes NAME\0VALUE\0 for every variable asked
+# for (an unset one is reported as a missing name) to fd 3.
+_RUNNER = r"""
+set -u
+source "$1"
+cd "$2" || exit 90
+shift 2
+dump_to="$1"
+shift
+trap 'for n in "$@"; do if [[ -v "$n" ]]; then printf "%s\0%s\0" "$n" "${!n}"; fi; done >"$dump_to"' EXIT
+source ./before.sh
+"""
+
+
+def run_before(session: Path, names: list[str], env: Optional[dict[str, str]] = None,
+               user: Optional[str] = None) -> tuple[subprocess.CompletedProcess[str], dict[str, bytes]]:
+    """Source SESSION/before.sh in a fresh bash; return (the run, {name: value bytes})."""
+    dump = session / ".before-vars.dump"
+    argv = ["bash", "-c", _RUNNER, "before-runner", str(BASIC_TEMPLATE_DOUBLE), str(session), str(dump), *names]
+    if user is not None:
+        argv = ["runuser", "-u", user, "--", *argv]
+    run_env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(session), "TMPDIR": str(session),
+               "LANG": "C.UTF-8", **(env or {})}
+    done = subprocess.run(argv, capture_output=True, text=True, env=run_env, timeout=60, check=False)
+    values: dict[str, bytes] = {}
+    if dump.exists():
+        parts = dump.read_bytes().split(b"\0")
+        values = {parts[i].decode(): parts[i + 1] for i in range(0, len(parts) - 1, 2)}
+        dump.unlink()
+    return done, values

@@ -45,8 +45,9 @@ def render_service(kind: str, out: Path, app: dict[str, Any] | None = None) -> P
 
 
 def submit(run_as: Callable[..., Any], user: str, app: Path, form: dict[str, Any], work: Path,
-           session_id: str) -> tuple[str, Path]:
-    """Stage APP for USER with FORM (as OOD would) and sbatch it; return (job id, session dir)."""
+           session_id: str, env: dict[str, str] | None = None) -> tuple[str, Path]:
+    """Stage APP for USER with FORM (as OOD would) and sbatch it; return (job id, session dir).
+    ENV is added to the submitting environment, which the job inherits (sbatch --export=ALL)."""
     allow_user_batch_scripts()
     ctx = work / f"{session_id}.json"
     ctx.write_text(json.dumps(form))
@@ -58,7 +59,7 @@ def submit(run_as: Callable[..., Any], user: str, app: Path, form: dict[str, Any
     session = Path(info["session_dir"])
     cmd = ["sbatch", "--parsable", "--time=15", *info["native"], "--chdir", str(session),
            "--output", str(session / "output.log"), str(session / "job_script.sh")]
-    sub = run_as(user, cmd)
+    sub = run_as(user, cmd, env=env or {})
     assert sub.returncode == 0, f"{shlex.join(cmd)}: {sub.stderr}"
     return sub.stdout.strip().split(";")[0], session
 
@@ -75,6 +76,22 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
 def job_state(run_as: Callable[..., Any], job: str) -> str:
     out = run_as("root", ["squeue", "--noheader", "-j", job, "-o", "%T"])
     return out.stdout.strip()
+
+
+def job_name(run_as: Callable[..., Any], job: str) -> str:
+    out = run_as("root", ["squeue", "--noheader", "-j", job, "-O", "Name:1024"])
+    return out.stdout.strip()
+
+
+def job_token(run_as: Callable[..., Any], job: str) -> str:
+    """The share token a running job carries (JobName, plus Comment when split)."""
+    from ood_mt import codec
+
+    out = run_as("root", ["squeue", "--noheader", "-j", job, "-O", "Name:1024|,Comment:1024"])
+    name, _, comment = out.stdout.rstrip("\n").partition("|")
+    token = codec.join_transport(name.strip(), comment.strip() or None)
+    assert token, f"job {job} carries no share: {out.stdout!r}"
+    return token
 
 
 def connection(session: Path) -> dict[str, str]:

@@ -1,0 +1,87 @@
+"""The LLM service as a real Slurm job of mtpub, with tests/apps/doubles/ollama_test_double
+standing in for Ollama (site setting apps.llm.binary points at it; see site_build.py).
+Under test: the sharing. The port is found, the share is published only once the API
+answers, it decodes to the right connection, and another user reaches the API over TCP."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ood_mt import codec
+from tests.apps import forms
+from tests.apps.slurm_jobs import connection, job_name, job_state, job_token, shared_render_dir, submit, wait_for
+
+pytestmark = pytest.mark.slurm
+
+START_DELAY_S = 4  # the double listens this late, so "published before listening" would show
+
+
+def _api_answers(host: str, port: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/api/version", timeout=1) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def test_llm_job_publishes_after_listening_and_shares_the_api(
+    host_slurm: dict[str, str], run_as: Any, built_apps: Path
+) -> None:
+    work = shared_render_dir()
+    models = work / "models"
+    (models / "manifests" / "registry.ollama.ai" / "library" / "tinymodel").mkdir(parents=True)
+    (models / "manifests" / "registry.ollama.ai" / "library" / "tinymodel" / "latest").write_text("{}")
+    for path in [models, *models.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    form = forms.service_form("llm", mt_share_audience="user", mt_model="tinymodel:latest",
+                              mt_model_source="path", mt_model_path=str(models))
+    job, session = submit(run_as, "mtpub", built_apps / "mt_llm", form, work, "llm-1",
+                          env={"OLLAMA_TEST_DOUBLE_START_DELAY": str(START_DELAY_S)})
+    try:
+        wait_for(lambda: connection(session).get("port", "") != "", 60, f"job {job} to write connection.yml")
+        host, port = connection(session)["host"], connection(session)["port"]
+        # Poll both until published: the name must not carry a share while the API is down.
+        api_first_answer = published_at = None
+        deadline = time.monotonic() + 90
+        while published_at is None and time.monotonic() < deadline:
+            answers = _api_answers(host, port)
+            if answers and api_first_answer is None:
+                api_first_answer = time.monotonic()
+            if job_name(run_as, job).startswith("mt1:"):
+                published_at = time.monotonic()
+                assert api_first_answer is not None or _api_answers(host, port), "published before listening"
+            time.sleep(0.2)
+        assert published_at is not None, f"job {job} never published: {(session / 'output.log').read_text()}"
+        assert "ollama-test-double: listening on" in (session / "output.log").read_text()
+
+        user_key = bytes.fromhex((Path("~mtpub").expanduser() / ".ood-mt" / "user.key").read_text().strip())
+        share = codec.decode(job_token(run_as, job), group_key=user_key, jobid=job, owner="mtpub")
+        conn = share["conn"]
+        assert share["app"] == "llm" and share["preset"] == "api"
+        assert share["delivery"] == "sys/mt_delivery_default"
+        assert conn["host"] == host and conn["port"] == port
+        assert conn["api_url"] == f"http://{host}:{port}"
+        assert conn["models"] == "tinymodel:latest", "models must be what the server reports from OLLAMA_MODELS"
+        assert conn["model"] == "tinymodel:latest"
+        assert connection(session)["mt_share_status"] == "shared with you only"
+
+        # Another user, over TCP, with only what the share says.
+        tags = run_as("mtrecv", ["curl", "--silent", "--fail", "--max-time", "10", f"{conn['api_url']}/api/tags"])
+        assert tags.returncode == 0, tags.stderr
+        assert [m["name"] for m in json.loads(tags.stdout)["models"]] == ["tinymodel:latest"]
+        chat = run_as("mtrecv", ["curl", "--silent", "--fail", "--max-time", "10", "-d",
+                                 json.dumps({"model": conn["model"], "prompt": "ping ü"}),
+                                 f"{conn['api_url']}/api/generate"])
+        assert json.loads(chat.stdout)["response"] == "echo: ping ü"
+    finally:
+        run_as("mtpub", ["scancel", job])
+        wait_for(lambda: job_state(run_as, job) == "", 60, f"job {job} to end")
+        shutil.rmtree(work, ignore_errors=True)
+    assert not list(Path("/tmp").glob(f"ood-mt-llm.{job}.*")), "the job's scratch was not removed"

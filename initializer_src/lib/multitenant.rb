@@ -312,6 +312,16 @@ module MultiTenant
     def label = "#{title} from #{owner} (job #{jobid})"
     def card_id = "mt-#{jobid}-#{Digest::SHA256.hexdigest(token)[0, 12]}"
 
+    # What the kit itself vouches for, written beside the publisher's fields in the card's
+    # connection.yml (the deliveries show them); these keys override any publisher field
+    # of the same name, so a publisher cannot fake the checks.
+    def card_metadata
+      { "mt_preset" => preset, "mt_app" => app, "mt_title" => title, "mt_publisher" => owner,
+        "mt_audience" => group, "mt_job_id" => jobid.to_s,
+        "mt_checks" => "site WCKey; publisher #{owner} in the publisher group; message authenticated " \
+                       "for job #{jobid}, owner #{owner} and audience #{group}; you are in the audience" }
+    end
+
     def to_spec
       { label: label, app: app, preset: preset, conn: conn.dup, owner: owner, group: group,
         mode: mode, title: title }
@@ -524,7 +534,7 @@ module MultiTenant
       FileUtils.mkdir_p(File.dirname(out))
       FileUtils.mkdir_p(out, mode: 0o700)
       File.chmod(0o700, out)
-      atomic_write(File.join(out, "connection.yml"), self.class.connection_yaml(share.conn), 0o600)
+      atomic_write(File.join(out, "connection.yml"), self.class.connection_yaml(share.conn.merge(share.card_metadata)), 0o600)
       db_file = File.join(db_dir, id)
       # An existing db file is the dashboard's now (it may have cached a state in it).
       return if File.exist?(db_file)
@@ -668,14 +678,9 @@ module MultiTenant
         share = verify_one(verifier, job)
         next if share.nil?
 
-        own = share.owner == @identity.name
-        if share.mode == "card"
-          if own
-            log_rejection(job, share.token, "own-share", "cards are not written for the publisher")
-            next
-          end
-          card_shares << share
-        end
+        # The publisher uses its own shares from client forms but gets no second card:
+        # the dashboard already shows its own session.
+        card_shares << share if share.mode == "card" && share.owner != @identity.name
         accepted[share.jobid] = share
       end
       @shares = accepted
@@ -725,9 +730,10 @@ module MultiTenant
       {}
     end
 
-    # [[label, jobid], ...] of form-mode shares, optionally of one app kind.
+    # [[label, jobid], ...] of the shares offered in client forms (both delivery modes:
+    # "card" means card AND forms), optionally of one app kind.
     def form_options(kind: nil)
-      specs.select { |_id, s| s[:mode] == "form" && (kind.nil? || s[:app] == kind.to_s) }
+      specs.select { |_id, s| kind.nil? || s[:app] == kind.to_s }
            .map { |id, s| [s[:label], id] }
            .sort_by { |label, id| [label, id] }
     rescue StandardError

@@ -53,7 +53,6 @@ REASONS = frozenset(
         "bad-payload",
         "too-large",
         "not-in-audience",
-        "own-share",
         "job-not-running",
     }
 )

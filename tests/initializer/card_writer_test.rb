@@ -84,13 +84,23 @@ class CardWriterTest < Minitest::Test
     w.sync([s])
     out = w.output_dir(s, s.card_id)
     file = File.join(out, "connection.yml")
-    assert_equal HOSTILE_CONN, YAML.safe_load(File.read(file))
+    assert_equal HOSTILE_CONN.merge(s.card_metadata), YAML.safe_load(File.read(file))
     assert_equal 0o700, File.stat(out).mode & 0o777
     assert_equal 0o600, File.stat(file).mode & 0o777
     assert_equal File.join(@root, "data/batch_connect/sys/mt_delivery_default/output", s.card_id), out
     File.read(file).each_line do |line|
       assert_match(/\A"[^"\\]*(?:\\.[^"\\]*)*": "[^"\\]*(?:\\.[^"\\]*)*"\n\z/, line, "each line one quoted pair")
     end
+  end
+
+  def test_kit_metadata_overrides_publisher_fields_of_the_same_name
+    w = writer
+    s = share(4714, conn: { "host" => "h", "mt_checks" => "all checks passed (forged)", "mt_publisher" => "root" })
+    w.sync([s])
+    written = YAML.safe_load(File.read(File.join(w.output_dir(s, s.card_id), "connection.yml")))
+    assert_equal s.owner, written["mt_publisher"]
+    refute_includes written["mt_checks"], "forged"
+    assert_equal "h", written["host"]
   end
 
   def test_removes_only_its_own_cards_when_shares_end
@@ -130,7 +140,8 @@ class CardWriterTest < Minitest::Test
     s2 = share(5, conn: { "host" => "b" })
     w.sync([s2])
     assert_equal before, File.read(db)
-    assert_equal({ "host" => "b" }, YAML.safe_load(File.read(File.join(w.output_dir(s2, s2.card_id), "connection.yml"))))
+    assert_equal({ "host" => "b" }.merge(s2.card_metadata),
+                 YAML.safe_load(File.read(File.join(w.output_dir(s2, s2.card_id), "connection.yml"))))
   end
 
   def test_dataroot_defaults_to_home_and_honours_per_cluster

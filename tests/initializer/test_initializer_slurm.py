@@ -32,7 +32,6 @@ REPO = Path(__file__).resolve().parents[2]
 LAB_SITE = REPO / "inventories/lab/group_vars/all/multitenant.yml"
 MT_SHARE = REPO / "cookiecutter-mt-app/templates/mt_share.sh"
 HARNESS = REPO / "tests/harness/ood_dashboard_harness.rb"
-FIXTURE_APPS = Path(__file__).resolve().parent / "fixtures/apps"
 PUBLISH_WAIT_S = 90
 
 
@@ -116,9 +115,10 @@ def _publish_script(base: Path, mode: str) -> str:
     return f"""#!/bin/bash
 set -euo pipefail
 source {base}/mt_share.sh
-mt_publish --app llm --title "Test LLM {mode}" --preset tiny --mode {mode} \\
+mt_publish --app database --title "Test DB {mode}" --preset connection --mode {mode} \\
   --delivery sys/mt_delivery_default --audience group --group mtclass --key-dir {base}/keys \\
-  --conn host="$(hostname -s)" --conn port=4242 --conn 'password=pa"ss: yes' --conn 'note=2024-01-31'
+  --conn host="$(hostname -s)" --conn port=4242 --conn database=classdb --conn user=student \\
+  --conn 'password=pa"ss: yes' --conn 'note=2024-01-31'
 exec sleep 900
 """
 
@@ -174,9 +174,8 @@ def lab(host_slurm: dict[str, str]) -> Any:
         shutil.copy(HARNESS, base / "harness.rb")
         shutil.copy(MT_SHARE, base / "mt_share.sh")
         shutil.copytree(REPO / "src/ood_mt", base / "py/ood_mt")
-        # TODO(delivery apps): use the built mt_delivery_default once `ood-mt build` renders it;
-        # until then a fixture view stands in (tests/initializer/fixtures/apps).
-        shutil.copytree(FIXTURE_APPS, base / "apps")
+        # the real apps (deliveries render the cards, mt_jupyter's form lists the shares)
+        render.build(site, base / "build")
         work = base / "work"
         work.mkdir()
         work.chmod(0o1777)
@@ -185,7 +184,7 @@ def lab(host_slurm: dict[str, str]) -> Any:
                 continue
             path.chmod(0o755 if path.is_dir() else 0o644)
 
-        lab = Lab(base, keys_dir, master, initializer, site_json, base / "apps", jobs)
+        lab = Lab(base, keys_dir, master, initializer, site_json, base / "build" / "apps", jobs)
         jobs["card"] = _submit("mtpub", work, _publish_script(base, "card"))
         jobs["form"] = _submit("mtpub", work, _publish_script(base, "form"))
         jobs["forged"] = _submit("mtrecv", work, _publish_script(base, "card"))
@@ -235,14 +234,14 @@ def _my_cards(result: dict[str, Any], lab: Lab) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("receiver", ["mtrecv", "mtrecv2"])
 def test_receiver_gets_a_running_card_that_renders(lab: Lab, receiver: str) -> None:
-    result = lab.harness(receiver, "--form", "mt_client_fixture")
+    result = lab.harness(receiver, "--form", "mt_jupyter")
     assert result["errors"] == []
     cards = _my_cards(result, lab)
     assert [c["job_id"] for c in cards] == [lab.jobs["card"]]
     card = cards[0]
     assert card["status"] == "running"
     assert card["token"] == "sys/mt_delivery_default"
-    assert card["title"] == f"Test LLM card from mtpub (job {lab.jobs['card']})"
+    assert card["title"] == f"Test DB card from mtpub (job {lab.jobs['card']})"
     assert card["connection"]["password"] == 'pa"ss: yes'
     assert card["connection"]["note"] == "2024-01-31"  # a date-like string stays a string
     assert "4242" in card["view_html"] and "pa&quot;ss: yes" in card["view_html"]
@@ -250,8 +249,9 @@ def test_receiver_gets_a_running_card_that_renders(lab: Lab, receiver: str) -> N
     assert conn_file.stat().st_mode & 0o777 == 0o600
     assert conn_file.parent.stat().st_mode & 0o777 == 0o700
     assert conn_file.stat().st_uid == pwd.getpwnam(receiver).pw_uid
-    form_ids = [option[1] for option in result["form"]["attributes"]["llm_share"]["options"]]
-    assert lab.jobs["form"] in form_ids and lab.jobs["card"] not in form_ids
+    form_ids = [option[1] for option in result["form"]["attributes"]["mt_database_share"]["options"]]
+    # "card" shares are offered in client forms too; "form" shares only there
+    assert lab.jobs["form"] in form_ids and lab.jobs["card"] in form_ids
     assert lab.jobs["form"] in result["specs"]
 
 
@@ -279,11 +279,11 @@ def test_outsider_sees_nothing_and_reads_no_key(lab: Lab) -> None:
         assert proc.returncode != 0 and "Permission denied" in proc.stderr
 
 
-def test_publisher_gets_no_card_but_its_form_share(lab: Lab) -> None:
+def test_publisher_gets_no_card_but_uses_its_shares_in_forms(lab: Lab) -> None:
     result = lab.harness("mtpub")
     assert _my_cards(result, lab) == []
-    assert _rejections(result, lab.jobs)["card"] == ["own-share"]
-    assert lab.jobs["form"] in result["specs"]
+    assert _rejections(result, lab.jobs)["card"] == []
+    assert lab.jobs["form"] in result["specs"] and lab.jobs["card"] in result["specs"]
 
 
 def test_cli_list_and_show_as_receiver(lab: Lab) -> None:
@@ -307,7 +307,7 @@ def test_cli_inspect_explains(lab: Lab) -> None:
     full = lab.cli("mtrecv", "inspect", lab.tokens["card"], "--job-id", lab.jobs["card"], "--owner", "mtpub")
     assert full.returncode == 0, full.stdout + full.stderr
     assert "step 1  wckey" in full.stdout
-    assert f"accepted: Test LLM card from mtpub (job {lab.jobs['card']})" in full.stdout
+    assert f"accepted: Test DB card from mtpub (job {lab.jobs['card']})" in full.stdout
     tampered = lab.cli("mtrecv", "inspect", lab.tokens["tampered"], "--job-id", lab.jobs["tampered"],
                        "--owner", "mtpub")
     assert tampered.returncode == 1 and "rejected: bad-tag" in tampered.stdout
@@ -326,7 +326,7 @@ def test_cli_audit_as_root_and_refused_without_key_access(lab: Lab) -> None:
     assert status == {"card": "ok", "form": "ok", "forged": "publisher-not-in-group", "copied": "bad-tag",
                       "outsider_copy": "wrong-wckey", "tampered": "bad-tag", "retired": "key-version-retired"}
     card = rows[lab.jobs["card"]]
-    assert (card["publisher"], card["audience"], card["app"]) == ("mtpub", "mtclass", "llm")
+    assert (card["publisher"], card["audience"], card["app"]) == ("mtpub", "mtclass", "database")
     members = set(grp.getgrnam("mtclass").gr_mem) | {p.pw_name for p in pwd.getpwall()
                                                      if p.pw_gid == grp.getgrnam("mtclass").gr_gid}
     assert card["size"] == len(members)

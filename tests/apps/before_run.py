@@ -44,3 +44,22 @@ def run_before(session: Path, names: list[str], env: Optional[dict[str, str]] = 
         values = {parts[i].decode(): parts[i + 1] for i in range(0, len(parts) - 1, 2)}
         dump.unlink()
     return done, values
+
+
+_JOB_RUNNER = r"""
+set -u
+source "$1"
+cd "$2" || exit 90
+source ./before.sh
+./script.sh
+"""
+
+
+def run_client_job(session: Path, record: Path) -> subprocess.CompletedProcess[str]:
+    """Run a staged client job outside Slurm: before.sh sourced, then script.sh, whose
+    program is tests/apps/doubles/client_command_test_double (it records argv and env in
+    RECORD). OOD's helpers come from the basic-template test double."""
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(session), "TMPDIR": str(session),
+           "LANG": "C.UTF-8", "MT_TEST_RECORD": str(record)}
+    return subprocess.run(["bash", "-c", _JOB_RUNNER, "client-job-runner", str(BASIC_TEMPLATE_DOUBLE), str(session)],
+                          capture_output=True, text=True, env=env, timeout=60, check=False)

@@ -6,9 +6,11 @@ as-the-user runs are in test_initializer_slurm.py).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,14 @@ from ood_mt import config, render
 REPO = Path(__file__).resolve().parents[2]
 LAB_SITE = REPO / "inventories/lab/group_vars/all/multitenant.yml"
 HARNESS = REPO / "tests/harness/ood_dashboard_harness.rb"
-APPS = Path(__file__).resolve().parent / "fixtures/apps"
+
+
+@functools.lru_cache(maxsize=1)
+def _built_apps() -> Path:
+    """The lab site's real apps (client forms list the shares), built once per test run."""
+    out = Path(tempfile.mkdtemp(prefix="ood-mt-entry-apps-")) / "build"
+    render.build(config.load_site(LAB_SITE), out)
+    return out / "apps"
 
 
 def _render(dest: Path, lib_override: dict[str, str] | None = None) -> Path:
@@ -42,7 +51,7 @@ def _render(dest: Path, lib_override: dict[str, str] | None = None) -> Path:
 def _harness(initializer: Path, tmp_path: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
     full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
                 "OOD_DATAROOT": str(tmp_path / "data"), **env}
-    proc = subprocess.run(["ruby", str(HARNESS), "--initializer", str(initializer), "--apps-dir", str(APPS),
+    proc = subprocess.run(["ruby", str(HARNESS), "--initializer", str(initializer), "--apps-dir", str(_built_apps()),
                            "--sessions", *args], capture_output=True, text=True, env=full_env, timeout=120,
                           check=False)
     assert proc.returncode == 0, proc.stderr
@@ -72,11 +81,11 @@ def test_does_nothing_unless_enabled(tmp_path: Path) -> None:
 
 def test_enabled_wires_boot_and_request_hooks(tmp_path: Path) -> None:
     result = _harness(_render(tmp_path / "init.rb"), tmp_path, {"MULTITENANT_ENABLE": "true"}, "--form",
-                      "mt_client_fixture", "--requests", "3")
+                      "mt_jupyter", "--requests", "3")
     assert result["errors"] == []
     assert result["hooks"] == {"after_initialize": 1, "to_prepare": 1, "sessions_before_action": 1,
                                "session_contexts_before_action": 1}
-    assert result["form"]["attributes"]["llm_share"]["options"][-1] == ["none", ""]
+    assert result["form"]["attributes"]["mt_llm_share"]["options"][0] == ["(none)", ""]
     assert (tmp_path / "data/batch_connect/.ood-mt/refresh.stamp").is_file()
 
 
@@ -97,9 +106,9 @@ def test_missing_squeue_is_one_log_line_and_the_page_works(tmp_path: Path) -> No
 def test_a_broken_library_never_breaks_the_dashboard(tmp_path: Path, broken: str) -> None:
     init = _render(tmp_path / "init.rb", {"multitenant.rb": broken})
     assert subprocess.run(["ruby", "-c", str(init)], capture_output=True, check=False).returncode == 0
-    result = _harness(init, tmp_path, {"MULTITENANT_ENABLE": "true"}, "--form", "mt_client_fixture")
+    result = _harness(init, tmp_path, {"MULTITENANT_ENABLE": "true"}, "--form", "mt_jupyter")
     assert result["errors"] == []
-    assert result["form"]["attributes"]["llm_share"]["options"] == [["none", ""]]
+    assert result["form"]["attributes"]["mt_llm_share"]["options"] == [["(none)", ""]]
     assert any(line.startswith("ood-mt: loading the libraries failed:") for line in result["log"]), result["log"]
 
 

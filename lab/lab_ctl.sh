@@ -60,6 +60,13 @@ up() {
   for n in "${nodes[@]}"; do
     name="$prefix-$n"
     state="$(podman container inspect --format '{{.State.Status}}' "$name" 2>/dev/null || true)"
+    if [[ -n "$state" && "$(podman container inspect --format '{{.Image}}' "$name")" != \
+      "$(podman image inspect --format '{{.Id}}' "localhost/ood-mt-lab-$n:latest")" ]]; then
+      # The image was rebuilt since this container was made: recreate it from the new one.
+      echo "lab_ctl: $name runs an outdated image; recreating it" >&2
+      podman rm --force --time 10 "$name" >/dev/null
+      state=""
+    fi
     if [[ "$state" == running ]]; then
       continue
     elif [[ -n "$state" ]]; then

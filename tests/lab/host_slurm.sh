@@ -299,7 +299,7 @@ start_munge() {
   stop_daemon munged /run/munge/munged.pid
   rm -f /run/munge/munge.socket.2 /run/munge/munge.socket.2.lock
   log "starting munged"
-  runuser -u munge -- /usr/sbin/munged --log-file="$LOG_DIR/munged.log" --pid-file=/run/munge/munged.pid
+  runuser -u munge -- /usr/sbin/munged --log-file="$LOG_DIR/munged.log" --pid-file=/run/munge/munged.pid 9>&-
   wait_for "munged credential round trip" "$LOG_DIR/munged.log" munge_ok
 }
 
@@ -317,7 +317,7 @@ start_mariadb() {
   log "starting mariadbd"
   setsid /usr/sbin/mariadbd --user=mysql --skip-networking --socket="$MYSQL_SOCKET" \
     --pid-file=/run/mysqld/mysqld.pid --log-error="$LOG_DIR/mariadb.log" \
-    </dev/null >/dev/null 2>&1 &
+    </dev/null >/dev/null 2>&1 9>&- &
   wait_for "mariadb socket $MYSQL_SOCKET" "$LOG_DIR/mariadb.log" mariadb_ok
 }
 
@@ -362,7 +362,7 @@ start_slurmdbd() {
     die "port $SLURMDBD_PORT is held by a process that is not our slurmdbd; find it with 'ss -ltnp'"
   fi
   log "starting slurmdbd"
-  runuser -u slurm -- /usr/sbin/slurmdbd
+  runuser -u slurm -- /usr/sbin/slurmdbd 9>&-
   wait_for "slurmdbd on port $SLURMDBD_PORT" "$LOG_DIR/slurmdbd.log" slurmdbd_ok
 }
 
@@ -383,7 +383,7 @@ start_slurmctld() {
     die "port $SLURMCTLD_PORT is held by a process that is not our slurmctld; find it with 'ss -ltnp'"
   fi
   log "starting slurmctld"
-  /usr/sbin/slurmctld
+  /usr/sbin/slurmctld 9>&-
   wait_for "slurmctld on port $SLURMCTLD_PORT" "$LOG_DIR/slurmctld.log" slurmctld_ok
 }
 
@@ -394,7 +394,7 @@ start_slurmd() {
       die "port $SLURMD_PORT is held by a process that is not our slurmd; find it with 'ss -ltnp'"
     fi
     log "starting slurmd"
-    /usr/sbin/slurmd
+    /usr/sbin/slurmd 9>&-
   fi
   # A node left DOWN/DRAIN by an earlier crash stays so until resumed.
   local deadline=$((SECONDS + HEALTH_TIMEOUT)) state
@@ -414,9 +414,18 @@ start_slurmd() {
   done
 }
 
+# Several test sessions may call `start` at the same moment; one at a time decides.
+# Daemons are started with fd 9 closed so they never inherit (and keep) the lock.
+take_lock() {
+  install -d -m 0755 -o root -g root "$RUN_DIR"
+  exec 9>"$RUN_DIR/host_slurm.lock"
+  flock --wait 300 9 || die "another host_slurm.sh held $RUN_DIR/host_slurm.lock for 300 s"
+}
+
 cmd_start() {
   [[ "$(id -u)" == 0 ]] || die "must run as root (it manages /etc/slurm and system daemons)"
   local t0=$SECONDS
+  take_lock
   prepare_dirs
   start_munge
   start_mariadb
@@ -445,6 +454,7 @@ cmd_start() {
 
 cmd_stop() {
   [[ "$(id -u)" == 0 ]] || die "must run as root"
+  take_lock
   stop_slurm_daemons
   stop_daemon mariadbd /run/mysqld/mysqld.pid
   stop_daemon munged /run/munge/munged.pid

@@ -271,7 +271,11 @@ cluster_registered() {
 
 prepare_dirs() {
   install -d -m 0755 -o root -g root "$LOG_DIR" "$STATE_DIR" "$RUN_DIR" "$SLURM_ETC"
-  install -d -m 0700 -o root -g root "$STATE_DIR/preexisting" "$STATE_DIR/slurmd"
+  install -d -m 0700 -o root -g root "$STATE_DIR/preexisting"
+  # slurmstepd runs as the job's user and must reach the batch script here: Slurm's own
+  # default for SlurmdSpoolDir is 0755 (0700 makes every non-root job fail with execve EACCES).
+  install -d -m 0755 -o root -g root "$STATE_DIR/slurmd"
+  chmod 0755 "$STATE_DIR/slurmd"
   install -d -m 0700 -o slurm -g slurm "$STATE_DIR/slurmctld"
   install -d -m 0755 -o slurm -g slurm "$RUN_DIR/slurm"
   install -d -m 0755 -o munge -g munge /run/munge

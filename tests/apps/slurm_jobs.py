@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import tempfile
 import time
@@ -49,6 +50,9 @@ def submit(run_as: Callable[..., Any], user: str, app: Path, form: dict[str, Any
     """Stage APP for USER with FORM (as OOD would) and sbatch it; return (job id, session dir).
     ENV is added to the submitting environment, which the job inherits (sbatch --export=ALL)."""
     allow_user_batch_scripts()
+    # Unique per call: the session root is in the user's home and outlives the test, so a
+    # reused id would let a stale connection.yml answer for the new job.
+    session_id = f"{session_id}-{secrets.token_hex(4)}"
     ctx = work / f"{session_id}.json"
     ctx.write_text(json.dumps(form))
     ctx.chmod(0o644)

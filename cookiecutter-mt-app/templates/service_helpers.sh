@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers every multitenant service job sources (staged as template/service_helpers.sh).
 # Pure bash, no Jinja tags. Publishing itself is mt_share.sh (mt_publish); this file only
 # holds the small decisions every service makes the same way.

@@ -49,7 +49,6 @@ pytest_part() {
 for part in "${parts[@]}"; do
   case "$part" in
     lint)
-      run_part lint-ruff ruff check --output-format concise src tests bench roles
       pytest_part lint -m "lint" tests
       ;;
     unit)

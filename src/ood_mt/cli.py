@@ -12,7 +12,7 @@ import click
 
 from ood_mt import __version__
 from ood_mt.config import SiteConfigError, load_site, schema_doc, validate_app_answers
-from ood_mt.render import SERVICE_TEMPLATE, AppSpec, BuildError, build, render_app, tree_digest
+from ood_mt.render import SERVICE_TEMPLATE, AppSpec, BuildError, build, render_app, service_context, tree_digest
 
 SITE_HELP = "Site file: inventories/<site>/group_vars/all/multitenant.yml."
 
@@ -124,20 +124,7 @@ def new_app_cmd(site_file: str, title: str | None, kind: str, out_dir: str, name
           --title "RStudio Server" mt_rstudio
     """
     site = _load(site_file)
-    d = site.data
-    context = {
-        "app_slug": name,
-        "app_title": title or name.removeprefix("mt_").replace("_", " ").title(),
-        "service_kind": kind,
-        "cluster": d["cluster"],
-        "wckey": d["wckey"],
-        "publisher_group": d["publisher_group"],
-        "tenant_groups": ",".join(d["tenant_groups"]),
-        "tenant_group_pattern": d["tenant_group_pattern"],
-        "key_dir": d["keys"]["dir"],
-        "resources": d["resources"],
-        "app": d["apps"].get(kind, {}) if kind != "custom" else {},
-    }
+    context = service_context(site, kind, name, title or name.removeprefix("mt_").replace("_", " ").title())
     problems = validate_app_answers(context, "ood-mt new-app")
     if problems:
         click.echo("\n".join(problems), err=True)

@@ -76,46 +76,51 @@ class AppSpec:
     context: dict[str, Any]
 
 
+def service_context(site: SiteConfig, kind: str, app_slug: str, app_title: str,
+                    description: str | None = None) -> dict[str, Any]:
+    """What cookiecutter-mt-app is told for one service (built-in kinds and new apps alike)."""
+    d = site.data
+    context: dict[str, Any] = {
+        "app_slug": app_slug,
+        "app_title": app_title,
+        "service_kind": kind,
+        "cluster": d["cluster"],
+        "resources": d["resources"],
+        "wckey": d["wckey"],
+        "publisher_group": d["publisher_group"],
+        "tenant_groups": ",".join(d["tenant_groups"]),
+        "tenant_group_pattern": d["tenant_group_pattern"],
+        "key_dir": d["keys"]["dir"],
+        "app": site.app(kind) if kind in SERVICE_APPS else {},
+    }
+    if description is not None:  # otherwise the template's own default
+        context["description"] = description
+    return context
+
+
 def app_specs(site: SiteConfig) -> list[AppSpec]:
     """The enabled apps of a site, in a stable order."""
     d = site.data
-    common = {"cluster": d["cluster"], "resources": d["resources"]}
-    specs: list[AppSpec] = []
-    for kind in SERVICE_APPS:
-        if not site.enabled(kind):
-            continue
-        specs.append(AppSpec(f"mt_{kind}", "service", SERVICE_TEMPLATE, {
-            **common,
-            "app_slug": f"mt_{kind}",
-            "app_title": TITLES[kind],
-            "service_kind": kind,
-            "description": DESCRIPTIONS[kind],
-            "wckey": d["wckey"],
-            "publisher_group": d["publisher_group"],
-            "tenant_groups": ",".join(d["tenant_groups"]),
-            "tenant_group_pattern": d["tenant_group_pattern"],
-            "key_dir": d["keys"]["dir"],
-            "app": site.app(kind),
-        }))
-    for kind in CLIENT_APPS:
-        if not site.enabled(kind):
-            continue
-        specs.append(AppSpec(f"mt_{kind}", "client", CLIENT_TEMPLATE, {
-            **common,
-            "app_slug": f"mt_{kind}",
-            "app_title": TITLES[kind],
-            "client_kind": kind,
-            "app": site.app(kind),
-        }))
-    for kind in DELIVERY_APPS:
-        # Deliveries are always built: every card needs the view of its delivery.
-        settings = site.app("delivery_readfile") if kind == "readfile" else {}
-        specs.append(AppSpec(f"mt_delivery_{kind}", "delivery", DELIVERY_TEMPLATE, {
-            "app_slug": f"mt_delivery_{kind}",
-            "app_title": TITLES[kind],
-            "delivery_kind": kind,
-            "app": settings,
-        }))
+    specs: list[AppSpec] = [
+        AppSpec(f"mt_{kind}", "service", SERVICE_TEMPLATE,
+                service_context(site, kind, f"mt_{kind}", TITLES[kind], DESCRIPTIONS[kind]))
+        for kind in SERVICE_APPS if site.enabled(kind)
+    ]
+    specs += [
+        AppSpec(f"mt_{kind}", "client", CLIENT_TEMPLATE, {
+            "app_slug": f"mt_{kind}", "app_title": TITLES[kind], "client_kind": kind,
+            "cluster": d["cluster"], "resources": d["resources"], "app": site.app(kind),
+        })
+        for kind in CLIENT_APPS if site.enabled(kind)
+    ]
+    # Deliveries are always built: every card needs the view of its delivery.
+    specs += [
+        AppSpec(f"mt_delivery_{kind}", "delivery", DELIVERY_TEMPLATE, {
+            "app_slug": f"mt_delivery_{kind}", "app_title": TITLES[kind], "delivery_kind": kind,
+            "app": site.app("delivery_readfile") if kind == "readfile" else {},
+        })
+        for kind in DELIVERY_APPS
+    ]
     return specs
 
 

@@ -40,6 +40,11 @@ UNVERIFIED = tuple(sorted(SCENARIOS - set(VERIFIED)))
 RUN_ALL = os.environ.get("OOD_MT_MOLECULE_ALL") == "1"
 
 
+def _reset_molecule_state(env: dict[str, str]) -> None:
+    subprocess.run([str(REPO / ".venv" / "bin" / "molecule"), "reset", "--all"], cwd=REPO, env=env,
+                   capture_output=True, check=False)
+
+
 def _run_molecule(args: list[str], log_name: str, expect: set[str]) -> None:
     if os.geteuid() != 0 or shutil.which("podman") is None:
         pytest.skip("the Molecule lab needs root and podman (see docs/testing.md)")
@@ -48,7 +53,10 @@ def _run_molecule(args: list[str], log_name: str, expect: set[str]) -> None:
     env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}", "NO_COLOR": "1",
            "ANSIBLE_FORCE_COLOR": "0", "PY_COLORS": "0"}
     # --destroy=never keeps the containers so their logs can be collected on failure; the lab
-    # is removed below either way.
+    # is removed below either way, and Molecule's own state is reset before and after, so a
+    # run left over from an earlier session (state "created", containers gone) cannot make
+    # Molecule skip create.
+    _reset_molecule_state(env)
     try:
         with log.open("w") as fh:
             proc = subprocess.run([str(REPO / ".venv" / "bin" / "molecule"), "test", *args, "--destroy=never"],
@@ -59,6 +67,7 @@ def _run_molecule(args: list[str], log_name: str, expect: set[str]) -> None:
     finally:
         subprocess.run([str(REPO / "lab" / "lab_ctl.sh"), "down", "--prefix", "ood-mt-mol", "--subnet", "10.89.78"],
                        check=False)
+        _reset_molecule_state(env)
     if proc.returncode != 0:
         pytest.fail(f"molecule test {' '.join(args)} failed (exit {proc.returncode}); full log: {log}\n"
                     f"--- molecule output (tail) ---\n{text[-15000:]}\n--- lab logs ---\n{lab_logs}")

@@ -187,17 +187,6 @@ def wait_for_accounting(ids: list[str], timeout: float = 600) -> float:
     raise SystemExit(f"bench: slurmdbd did not record the share jobs within {timeout:.0f} s")
 
 
-def spool_dir_traversable() -> None:
-    """WORKAROUND (reported to the lab owner): tests/lab/host_slurm.sh creates SlurmdSpoolDir
-    0700, so every non-root batch job fails with exit 13 (slurmstepd cannot exec the script
-    as the job's user). Slurm's default is 0755; grant o+x."""
-    out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True).stdout
-    for line in out.splitlines():
-        if line.startswith("SlurmdSpoolDir"):
-            spool = Path(line.split("=", 1)[1].strip())
-            spool.chmod(spool.stat().st_mode & 0o777 | 0o011)
-
-
 def make_keys(base: Path, master: bytes) -> Path:
     key_dir = base / "keys"
     group_dir = key_dir / GROUP
@@ -230,7 +219,6 @@ def main() -> int:
                          "tests/lab/host_slurm.sh start")
     if args.runs < 10:
         raise SystemExit("bench: --runs must be at least 10")
-    spool_dir_traversable()
     base = Path(tempfile.mkdtemp(prefix="ood-mt-bench-", dir="/tmp"))
     base.chmod(0o755)
     submitted: list[str] = []

@@ -14,16 +14,6 @@ from typing import Any, Callable
 from tests.apps import app_render
 from tests.apps.ood_harness import HARNESS
 
-SLURMD_SPOOL = Path("/var/lib/ood-mt-lab/slurmd")
-
-
-def allow_user_batch_scripts() -> None:
-    """WORKAROUND for tests/lab/host_slurm.sh (not this suite's file): its SlurmdSpoolDir is
-    0700 root, so slurmstepd cannot execve() a non-root user's batch script ("Permission
-    denied"). Slurm's own default is 0755; reported to the lab owner."""
-    if SLURMD_SPOOL.is_dir() and SLURMD_SPOOL.stat().st_mode & 0o055 != 0o055:
-        SLURMD_SPOOL.chmod(0o755)
-
 
 def shared_render_dir() -> Path:
     """A directory other lab users can read (pytest's tmp dirs are 0700 root)."""
@@ -49,7 +39,6 @@ def submit(run_as: Callable[..., Any], user: str, app: Path, form: dict[str, Any
            session_id: str, env: dict[str, str] | None = None) -> tuple[str, Path]:
     """Stage APP for USER with FORM (as OOD would) and sbatch it; return (job id, session dir).
     ENV is added to the submitting environment, which the job inherits (sbatch --export=ALL)."""
-    allow_user_batch_scripts()
     # Unique per call: the session root is in the user's home and outlives the test, so a
     # reused id would let a stale connection.yml answer for the new job.
     session_id = f"{session_id}-{secrets.token_hex(4)}"

@@ -128,23 +128,8 @@ def _rename(user: str, jobid: str, name: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def _spool_dir_traversable() -> None:
-    """WORKAROUND (reported to the lab owner): tests/lab/host_slurm.sh creates SlurmdSpoolDir
-    with mode 0700, so slurmstepd, running as the job's user, cannot exec the batch script of
-    any non-root job ("execve(): .../slurm_script: Permission denied"). Slurm's own default is
-    0755; grant o+x until the lab script does."""
-    proc = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, check=True)
-    for line in proc.stdout.splitlines():
-        if line.startswith("SlurmdSpoolDir"):
-            spool = Path(line.split("=", 1)[1].strip())
-            mode = spool.stat().st_mode & 0o777
-            if mode & 0o011 != 0o011:
-                spool.chmod(mode | 0o011)
-
-
 @pytest.fixture(scope="module")
 def lab(host_slurm: dict[str, str]) -> Any:
-    _spool_dir_traversable()
     base = Path(tempfile.mkdtemp(prefix="ood-mt-initializer-", dir="/tmp"))
     base.chmod(0o755)
     jobs: dict[str, str] = {}

@@ -227,3 +227,89 @@ def test_user_not_onboarded_is_refused_the_wckey(host_slurm: Dict[str, str], run
     refused = run_as("mtout", ["sbatch", "--wckey=multitenant", "-o", "/dev/null", "--wrap=true"])
     assert refused.returncode != 0
     assert "Invalid wckey specification" in refused.stderr
+
+
+def _submit(run_as, user: str, wckey: str, seconds: int) -> str:
+    done = run_as(user, ["sbatch", "--parsable", f"--wckey={wckey}", "-o", "/dev/null", f"--wrap=sleep {seconds}"])
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().split(";")[0]
+
+
+def _wait_for_end_in_sacct(job_id: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job_id, "-o", "State"],
+                             capture_output=True, text=True, check=False).stdout.strip()
+        if out and out.split()[0] not in ("PENDING", "RUNNING"):
+            return out
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not end in sacct within {timeout} s")
+
+
+def test_offboarding_under_a_live_job_is_refused_then_cancel_makes_it_last(
+    tmp_path: Path, cluster: str, new_unix_user: str, run_as
+) -> None:
+    wckey = f"wkj{secrets.token_hex(3)}"
+    run_module(tmp_path, {"wckey": wckey, "users": [new_unix_user]})
+    job = _submit(run_as, new_unix_user, wckey, 300)
+    args = {"wckey": wckey, "users": [new_unix_user], "state": "absent"}
+
+    refused, done = run_module(tmp_path, args)
+    assert done.returncode != 0
+    assert f"{job} ({new_unix_user}, " in refused["msg"] and "nothing was changed" in refused["msg"]
+    assert members(cluster, wckey) == [new_unix_user]
+
+    predicted, _ = run_module(tmp_path, {**args, "active_jobs": "cancel"}, check_mode=True)
+    assert predicted["cancelled"] == [job] and predicted["removed"] == [new_unix_user]
+    assert members(cluster, wckey) == [new_unix_user], "check mode removed the user"
+
+    result, _ = run_module(tmp_path, {**args, "active_jobs": "cancel"})
+    assert result["changed"] is True and result["cancelled"] == [job]
+    assert _wait_for_end_in_sacct(job).startswith("CANCELLED")
+    time.sleep(3)  # give slurmdbd time to (wrongly) restore the WCKey, as it does under a live job
+    assert members(cluster, wckey) == []
+    again, _ = run_module(tmp_path, args)
+    assert again["changed"] is False and again["cancelled"] == []
+    sacctmgr("-i", "delete", "user", new_unix_user, f"wckey={wckey}", check=False)
+
+
+def test_why_the_check_exists_slurmdbd_restores_a_wckey_removed_under_a_pending_job(
+    tmp_path: Path, cluster: str, new_unix_user: str, run_as
+) -> None:
+    """Documents the Slurm behaviour behind `active_jobs`: with `ignore`, the removal does not last.
+
+    A held job carrying the WCKey survives the removal; when it is released and starts,
+    slurmdbd records it and adds the WCKey association back (actor: the slurm user)."""
+    wckey = f"wkj{secrets.token_hex(3)}"
+    run_module(tmp_path, {"wckey": wckey, "users": [new_unix_user]})
+    held = run_as(new_unix_user, ["sbatch", "--parsable", "--hold", f"--wckey={wckey}", "-o", "/dev/null",
+                                  "--wrap=true"])
+    assert held.returncode == 0, held.stderr
+    job = held.stdout.strip().split(";")[0]
+    result, _ = run_module(tmp_path, {"wckey": wckey, "users": [new_unix_user], "state": "absent",
+                                      "active_jobs": "ignore", "settle_seconds": 0})
+    assert result["removed"] == [new_unix_user] and members(cluster, wckey) == []
+    subprocess.run(["scontrol", "release", job], check=True, capture_output=True)
+    _wait_for_end_in_sacct(job)
+    deadline = time.monotonic() + 20
+    while members(cluster, wckey) != [new_unix_user] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert members(cluster, wckey) == [new_unix_user], "slurmdbd no longer restores the WCKey: revisit active_jobs"
+    sacctmgr("-i", "delete", "user", new_unix_user, f"wckey={wckey}", check=False)
+
+
+def test_offboarding_right_after_a_job_ended_still_lasts(
+    tmp_path: Path, cluster: str, new_unix_user: str, run_as
+) -> None:
+    """A job that ended a moment ago may still make slurmdbd put the WCKey back; the module
+    watches for that and removes again, so the outcome is the same either way."""
+    wckey = f"wkj{secrets.token_hex(3)}"
+    run_module(tmp_path, {"wckey": wckey, "users": [new_unix_user]})
+    job = _submit(run_as, new_unix_user, wckey, 0)
+    _wait_for_end_in_sacct(job)
+    result, _ = run_module(tmp_path, {"wckey": wckey, "users": [new_unix_user], "state": "absent"})
+    assert result["changed"] is True and result["removed"] == [new_unix_user]
+    assert result["removed_again"] in ([], [new_unix_user])
+    time.sleep(10)
+    assert members(cluster, wckey) == [], f"the removal did not last (removed_again={result['removed_again']})"
+    sacctmgr("-i", "delete", "user", new_unix_user, f"wckey={wckey}", check=False)

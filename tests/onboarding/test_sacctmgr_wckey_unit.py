@@ -206,3 +206,51 @@ def test_cluster_and_host_from_slurm_conf(tmp_path: Path) -> None:
     conf.write_text("# c\nClusterName=Lab1 # comment\naccountingstoragehost=db1\n", encoding="utf-8")
     assert sw.cluster_from_slurm_conf(str(conf)) == ("Lab1", "db1")
     assert sw.cluster_from_slurm_conf(str(tmp_path / "missing.conf")) == (None, None)
+
+
+# ---------------------------------------------------------------- live jobs (offboarding)
+
+
+def test_parse_squeue_keeps_users_wckeys_and_states() -> None:
+    jobs = sw.parse_squeue_jobs(sample("squeue_jobs.txt"))
+    assert sw.ActiveJob("22424", "mtrecv2", "multitenant", "PENDING") in jobs  # --wckey=MultiTenant
+    assert sw.ActiveJob("22425", "mtrecv2", "*", "RUNNING") in jobs  # default WCKey
+    assert len(jobs) == 5
+
+
+def test_jobs_holding_wckey_are_only_the_removed_users_jobs_under_it() -> None:
+    jobs = sw.parse_squeue_jobs(sample("squeue_jobs.txt"))
+    held = sw.jobs_holding_wckey(jobs, "multitenant", ["mtrecv2"])
+    assert [job.job_id for job in held] == ["22423", "22424", "22426"]
+    assert sw.jobs_holding_wckey(jobs, "multitenant", ["nobody"]) == []
+    assert [job.user for job in sw.jobs_holding_wckey(jobs, "multitenant", ["mtout"])] == ["mtout"]
+
+
+def test_parse_squeue_refuses_unexpected_lines() -> None:
+    with pytest.raises(sw.WckeyModuleError, match="unexpected squeue output line 1"):
+        sw.parse_squeue_jobs("22423 mtrecv2 multitenant RUNNING\n")
+
+
+def test_jobs_sacct_has_not_seen_end_are_still_unrecorded() -> None:
+    before = sw.unrecorded_jobs(sample("sacct_before_cancel.txt"), ["22423", "22424", "22426"])
+    assert before == ["22423", "22424", "22426"]  # PENDING in sacct, and two not listed at all
+    after = sw.unrecorded_jobs(sample("sacct_after_cancel.txt"), ["22423", "22424", "22426"])
+    assert after == []
+
+
+def test_active_jobs_message_names_jobs_and_both_fixes() -> None:
+    jobs = sw.jobs_holding_wckey(sw.parse_squeue_jobs(sample("squeue_jobs.txt")), "multitenant", ["mtrecv2"])
+    message = sw.active_jobs_message(jobs, "multitenant")
+    assert "22423 (mtrecv2, RUNNING)" in message and "22426 (mtrecv2, PENDING)" in message
+    assert "nothing was changed" in message and "active_jobs: cancel" in message
+
+
+def test_sibling_tools_follow_an_absolute_sacctmgr() -> None:
+    assert sw.sibling_tool("/opt/slurm/bin/sacctmgr", "squeue") == "/opt/slurm/bin/squeue"
+    assert sw.sibling_tool("sacctmgr", "scancel") == "scancel"
+
+
+def test_bad_active_jobs_value_is_refused_before_any_call() -> None:
+    with pytest.raises(sw.WckeyModuleError, match="'active_jobs' is 'kill'"):
+        sw.run_module({"wckey": "multitenant", "users": ["a"], "state": "absent", "active_jobs": "kill"},
+                      False, "/nonexistent/sacctmgr")

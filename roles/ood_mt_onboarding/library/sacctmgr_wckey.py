@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
@@ -28,6 +29,14 @@ description:
     C(AccountingStorageEnforce=wckeys) a user without any WCKey association cannot submit
     any job, and a user's first WCKey becomes its default, so without this step a newly
     onboarded user's ordinary jobs would be charged to O(wckey).
+  - Before removing users (O(state=absent)), one C(squeue) call looks for their pending or
+    running jobs that carry the WCKey. slurmdbd adds a missing WCKey association back
+    when it records such a job (its start or end), so removing it under a live job does
+    not last. What then happens is chosen with O(active_jobs).
+  - After removing users the module watches the WCKey for O(settle_seconds) and removes
+    again any user slurmdbd has put back (it does so for a job it is still recording, e.g.
+    one that ended seconds ago), up to three times; then it fails rather than report a
+    removal that did not last.
   - Supports check mode (reads only) and diff mode (members of the WCKey before/after).
 options:
   wckey:
@@ -55,8 +64,26 @@ options:
       cluster also get the empty WCKey C("") and it as their default WCKey.
     type: bool
     default: true
+  active_jobs:
+    description:
+      - With O(state=absent), what to do about pending or running jobs of the listed
+        users that carry the WCKey.
+      - C(fail) stops with a message naming the jobs; nothing is written.
+      - C(cancel) cancels them with C(scancel), waits (up to O(timeout)) until slurmdbd
+        has recorded their end, then removes the users.
+      - C(ignore) skips the check (and the C(squeue) call); the removal is undone by
+        slurmdbd if such a job exists.
+    type: str
+    choices: [fail, cancel, ignore]
+    default: fail
+  settle_seconds:
+    description: After removing users, how long to watch for slurmdbd putting them back
+      (0 turns the check off). Only runs when someone was removed.
+    type: int
+    default: 5
   sacctmgr_path:
     description: sacctmgr executable (name looked up in PATH, or an absolute path).
+      C(squeue), C(scancel) and C(sacct) are taken from the same directory.
     type: str
     default: sacctmgr
   timeout:
@@ -77,12 +104,13 @@ EXAMPLES = r"""
     wckey: multitenant
     users: "{{ class_roster }}"
 
-- name: Offboard two users on a named cluster
+- name: Offboard two users on a named cluster, cancelling their jobs under the WCKey
   sacctmgr_wckey:
     wckey: multitenant
     users: [alice, bob]
     state: absent
     cluster: hpc1
+    active_jobs: cancel
 """
 
 RETURN = r"""
@@ -120,6 +148,23 @@ commands:
   returned: always
   type: list
   elements: list
+active_jobs:
+  description: Pending or running jobs of the removed users that carried the WCKey
+    (empty when O(active_jobs=ignore) or nobody is removed).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{job_id: "4711", user: alice, state: RUNNING}]
+cancelled:
+  description: Job ids cancelled (or that would be, in check mode) with O(active_jobs=cancel).
+  returned: always
+  type: list
+  elements: str
+removed_again:
+  description: Users slurmdbd put back after the removal and the module removed again.
+  returned: always
+  type: list
+  elements: str
 """
 
 # A command line longer than this is split; Linux allows ~2 MB, 100 KB keeps well clear
@@ -135,8 +180,28 @@ _UNREACHABLE_HINTS = (
 )
 
 
+# sacct states of a job that slurmdbd will still hear about; anything else is an end state.
+_UNFINISHED_STATES = frozenset({
+    "PENDING", "RUNNING", "SUSPENDED", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING",
+    "CONFIGURING", "COMPLETING", "SIGNALING", "STAGE_OUT", "STOPPED",
+})
+_POLL_SECONDS = 0.5
+# How many times a removal slurmdbd undid is repeated before the module gives up.
+_MAX_REMOVAL_ROUNDS = 3
+
+
 class WckeyModuleError(Exception):
     """A problem the user must fix; the message says what and how."""
+
+
+@dataclass(frozen=True)
+class ActiveJob:
+    """A pending or running job, from `squeue --format=%A|%u|%w|%T`."""
+
+    job_id: str
+    user: str
+    wckey: str
+    state: str
 
 
 @dataclass(frozen=True)
@@ -217,6 +282,58 @@ def parse_wckey_listing(text: str) -> List[WckeyRow]:
         wckey, cluster, user = parts
         rows.append(WckeyRow(wckey=wckey.lower(), cluster=cluster, user=user.lower()))
     return rows
+
+
+def parse_squeue_jobs(text: str) -> List[ActiveJob]:
+    """Parse `squeue --noheader --format=%A|%u|%w|%T` output."""
+    jobs: List[ActiveJob] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        if len(parts) != 4:
+            raise WckeyModuleError(
+                f"unexpected squeue output line {number}: {line!r} (expected 'JobID|User|WCKey|State')"
+            )
+        job_id, user, wckey, state = (part.strip() for part in parts)
+        jobs.append(ActiveJob(job_id=job_id, user=user.lower(), wckey=wckey.lower(), state=state))
+    return jobs
+
+
+def jobs_holding_wckey(jobs: Sequence[ActiveJob], wckey: str, users: Sequence[str]) -> List[ActiveJob]:
+    """The jobs of `users` that carry `wckey` (a '*' prefix marks a default WCKey: not ours)."""
+    wanted = set(users)
+    found = [job for job in jobs if job.user in wanted and job.wckey == wckey]
+    return sorted(found, key=lambda job: (len(job.job_id), job.job_id))
+
+
+def unrecorded_jobs(sacct_text: str, job_ids: Sequence[str]) -> List[str]:
+    """Job ids whose end slurmdbd has not recorded yet, from `sacct -X -P -n -o JobIDRaw,State`.
+
+    A job is recorded when sacct lists it and none of its rows is in an unfinished state."""
+    seen: Set[str] = set()
+    unfinished: Set[str] = set()
+    for line in sacct_text.splitlines():
+        if "|" not in line:
+            continue
+        raw_id, state = line.split("|", 1)
+        raw_id = raw_id.strip()
+        seen.add(raw_id)
+        words = state.split()
+        if not words or words[0] in _UNFINISHED_STATES:
+            unfinished.add(raw_id)
+    return [job_id for job_id in job_ids if job_id not in seen or job_id in unfinished]
+
+
+def active_jobs_message(jobs: Sequence[ActiveJob], wckey: str) -> str:
+    shown = ", ".join(f"{job.job_id} ({job.user}, {job.state})" for job in jobs[:20])
+    more = f" and {len(jobs) - 20} more" if len(jobs) > 20 else ""
+    return (
+        f"{len(jobs)} pending or running job(s) of the users being removed carry WCKey {wckey}: {shown}{more}. "
+        "slurmdbd adds the WCKey back when it records such a job, so removing it now would not last, "
+        "and nothing was changed. Wait for the jobs to end or scancel them, or set active_jobs: cancel "
+        "(role variable ood_mt_onboarding_active_jobs: cancel) to cancel them and then remove the users."
+    )
 
 
 def parse_association_users(text: str) -> Set[str]:
@@ -365,6 +482,72 @@ class Sacctmgr:
             f"{' '.join(argv[:5])} ... failed (exit {done.returncode}): {(done.stderr or done.stdout).strip()}"
         )
 
+    def list_active_jobs(self, squeue: str) -> List[ActiveJob]:
+        # One call for all users: `squeue --users` fails outright on a name with no Unix
+        # account, and offboarding users whose accounts are already gone is normal.
+        try:
+            return parse_squeue_jobs(self.run([squeue, "--noheader", "--all", "--format=%A|%u|%w|%T"]))
+        except WckeyModuleError as exc:
+            raise WckeyModuleError(
+                f"{exc}; the module lists jobs before removing a WCKey because slurmdbd restores it for "
+                "a live job: run it where squeue reaches slurmctld, or set active_jobs: ignore"
+            ) from exc
+
+    def cancel_and_wait(self, scancel: str, sacct: str, job_ids: Sequence[str], cluster: str) -> None:
+        """scancel the jobs, then wait until slurmdbd has recorded the end of each."""
+        self.run([scancel, *job_ids])
+        deadline = time.monotonic() + self.timeout
+        waiting = list(job_ids)
+        while True:
+            out = self.run([sacct, "--noheader", "--parsable2", "--allocations", f"--clusters={cluster}",
+                            f"--jobs={','.join(waiting)}", "--format=JobIDRaw,State"])
+            waiting = unrecorded_jobs(out, waiting)
+            if not waiting:
+                return
+            if time.monotonic() >= deadline:
+                raise WckeyModuleError(
+                    f"cancelled job(s) {', '.join(waiting)} but slurmdbd had not recorded their end within "
+                    f"{self.timeout} s, so the WCKey was NOT removed (slurmdbd would add it back); "
+                    "check `sacct -j <id>` and run again, or raise 'timeout'"
+                )
+            time.sleep(_POLL_SECONDS)
+
+    def members(self, cluster: str, wckey: str) -> Set[str]:
+        return {row.user for row in self.list_wckeys(cluster) if row.cluster == cluster and row.wckey == wckey}
+
+    def settle_removal(self, sacctmgr: str, cluster: str, wckey: str, removed: Sequence[str],
+                       settle_seconds: int) -> List[str]:
+        """Watch `wckey` for `settle_seconds`; remove again whoever slurmdbd put back.
+
+        Returns the users removed again. slurmdbd re-adds a WCKey association when it
+        records a job carrying it (`Add WCKeys` by the slurm user in `sacctmgr list
+        transactions`), even a job that ended moments before the removal."""
+        removed_set = set(removed)
+        removed_again: List[str] = []
+        for _ in range(_MAX_REMOVAL_ROUNDS):
+            deadline = time.monotonic() + settle_seconds
+            back: List[str] = []
+            while time.monotonic() < deadline:
+                time.sleep(_POLL_SECONDS)
+                back = sorted(self.members(cluster, wckey) & removed_set)
+                if back:
+                    break
+            if not back:
+                return removed_again
+            for chunk in chunk_names(back, _fixed_bytes([sacctmgr, "-i", "delete", "user", f"wckey={wckey}"])):
+                self.run([sacctmgr, "-i", "delete", "user", f"name={','.join(chunk)}", f"wckey={wckey}",
+                          f"cluster={cluster}"], allow_nothing=True)
+            removed_again.extend(user for user in back if user not in removed_again)
+        still = sorted(self.members(cluster, wckey) & removed_set)
+        if not still:
+            return removed_again
+        raise WckeyModuleError(
+            f"slurmdbd put WCKey {wckey} back for {', '.join(still)} {_MAX_REMOVAL_ROUNDS} times after it was "
+            "removed: a job of theirs that carries it is still being recorded. Find it with "
+            f"`squeue --states=all --format='%A|%u|%w|%T' | grep '|{wckey}|'`, wait for it (or scancel it) "
+            "and run the offboarding again"
+        )
+
     def list_wckeys(self, cluster: str) -> List[WckeyRow]:
         out = self.run([self.path, "--parsable2", "--noheader", "list", "wckey",
                         f"cluster={cluster}", "format=WCKey,Cluster,User"])
@@ -391,11 +574,20 @@ def unknown_users_message(unknown: Sequence[str], cluster: str) -> str:
 # ---------------------------------------------------------------- module entry point
 
 
+def sibling_tool(sacctmgr_path: str, name: str) -> str:
+    """`name` from sacctmgr's directory when sacctmgr was given as a path, else from PATH."""
+    directory = os.path.dirname(sacctmgr_path)
+    return os.path.join(directory, name) if directory else name
+
+
 def run_module(params: Dict[str, object], check_mode: bool, sacctmgr_path: str) -> Dict[str, object]:
     """Do the work; return the module result. Raises WckeyModuleError on bad input/state."""
     wckey = normalize_wckey(params["wckey"])
     users = normalize_users(params.get("users") or [])  # type: ignore[arg-type]
     state = str(params.get("state") or "present")
+    active_policy = str(params.get("active_jobs") or "fail")
+    if active_policy not in ("fail", "cancel", "ignore"):
+        raise WckeyModuleError(f"parameter 'active_jobs' is {active_policy!r}: use fail, cancel or ignore")
     conf_path = os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf")
     conf_cluster, dbd_host = cluster_from_slurm_conf(conf_path)
     cluster = str(params.get("cluster") or conf_cluster or "")
@@ -405,6 +597,9 @@ def run_module(params: Dict[str, object], check_mode: bool, sacctmgr_path: str) 
     timeout = int(params.get("timeout") or 60)  # type: ignore[call-overload]
     if timeout <= 0:
         raise WckeyModuleError(f"parameter 'timeout' is {timeout}: give a positive number of seconds")
+    settle_seconds = int(params.get("settle_seconds", 5) or 0)  # type: ignore[call-overload]
+    if settle_seconds < 0:
+        raise WckeyModuleError(f"parameter 'settle_seconds' is {settle_seconds}: give 0 or more seconds")
     tool = Sacctmgr(sacctmgr_path, timeout, dbd_host)
 
     plan = plan_changes(tool.list_wckeys(cluster), cluster, wckey, users, state,
@@ -415,10 +610,22 @@ def run_module(params: Dict[str, object], check_mode: bool, sacctmgr_path: str) 
         unknown = [user for user in needs_association if user not in known]
         if unknown:
             raise WckeyModuleError(unknown_users_message(unknown, cluster))
+    live: List[ActiveJob] = []
+    if plan.remove and active_policy != "ignore":
+        live = jobs_holding_wckey(tool.list_active_jobs(sibling_tool(sacctmgr_path, "squeue")), wckey, plan.remove)
+        if live and active_policy == "fail":
+            raise WckeyModuleError(active_jobs_message(live, wckey))
+    cancelled = sorted({job.job_id for job in live}, key=lambda job_id: (len(job_id), job_id))
+    removed_again: List[str] = []
     commands = write_commands(sacctmgr_path, cluster, wckey, plan)
     if not check_mode:
+        if cancelled:
+            tool.cancel_and_wait(sibling_tool(sacctmgr_path, "scancel"), sibling_tool(sacctmgr_path, "sacct"),
+                                 cancelled, cluster)
         for argv in commands:
             tool.run(argv, allow_nothing=True)
+        if plan.remove and settle_seconds > 0:
+            removed_again = tool.settle_removal(sacctmgr_path, cluster, wckey, plan.remove, settle_seconds)
     return {
         "changed": plan.changed,
         "added": plan.add,
@@ -428,6 +635,9 @@ def run_module(params: Dict[str, object], check_mode: bool, sacctmgr_path: str) 
         "wckey": wckey,
         "cluster": cluster,
         "commands": commands,
+        "active_jobs": [{"job_id": job.job_id, "user": job.user, "state": job.state} for job in live],
+        "cancelled": cancelled,
+        "removed_again": removed_again,
         "diff": {
             "before": describe(plan.before, wckey, cluster),
             "after": describe(plan.after, wckey, cluster),
@@ -447,6 +657,8 @@ def main() -> None:
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "cluster": {"type": "str"},
             "ensure_default_wckey": {"type": "bool", "default": True},
+            "active_jobs": {"type": "str", "choices": ["fail", "cancel", "ignore"], "default": "fail"},
+            "settle_seconds": {"type": "int", "default": 5},
             "sacctmgr_path": {"type": "str", "default": "sacctmgr"},
             "timeout": {"type": "int", "default": 60},
         },

@@ -1,6 +1,6 @@
 """Runs the Molecule scenarios against the podman lab and asserts they pass.
 
-`molecule test --all` runs check, default, onboarding, rotation in that order on ONE lab
+`molecule test --all` runs check, default, onboarding, rotation, uninstall in that order on ONE lab
 (shared_state: the default scenario's create/destroy run once). OOD_MT_MOLECULE_SCENARIO=<name>
 narrows the run to one scenario while debugging. On failure the Molecule
 output tail and the lab's logs (failed units, slurmctld/slurmdbd/slurmd logs, journal) are
@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LOGS = REPO / ".lab" / "logs"
-SCENARIOS = {"check", "default", "onboarding", "rotation"}
+SCENARIOS = {"check", "default", "onboarding", "rotation", "uninstall"}
 
 pytestmark = pytest.mark.molecule
 
@@ -73,7 +73,7 @@ def _run_molecule(args: list[str], log_name: str, expect: set[str]) -> None:
 
 
 def test_scenarios_pass() -> None:
-    """check, default (site.yml + end-to-end share), onboarding and rotation all pass on one lab."""
+    """check, default (site.yml + end-to-end share), onboarding, rotation and uninstall pass on one lab."""
     if ONLY:
         assert ONLY in SCENARIOS, f"OOD_MT_MOLECULE_SCENARIO={ONLY!r}: choose one of {sorted(SCENARIOS)}"
         _run_molecule(["-s", ONLY], f"molecule-{ONLY}.log", {ONLY})

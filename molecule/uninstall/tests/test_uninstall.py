@@ -1,0 +1,56 @@
+"""Verify of the `uninstall` scenario: playbooks/uninstall.yml removed every file the kit
+installed (per the build manifest the default scenario deployed), switched the dashboard
+off, and stopped WCKey enforcement with Slurm still healthy; the rest of OOD is untouched."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from labhosts import BUILD, WCKEY, as_user, host
+
+
+def manifest() -> dict:
+    path = BUILD / "manifest.json"
+    assert path.is_file(), f"{path} missing: the default scenario's converge builds it"
+    return json.loads(path.read_text())
+
+
+def test_apps_and_initializer_are_gone_rest_of_ood_kept() -> None:
+    ood = host("ood")
+    man = manifest()
+    assert man["apps"], "the manifest lists no apps: nothing was tested"
+    left = [app["dest"] for app in man["apps"] if ood.file(app["dest"]).exists]
+    assert left == [], f"apps still installed: {left}"
+    assert not ood.file(man["initializer"]["dest"]).exists
+    assert ood.file("/var/www/ood/apps/sys").is_directory
+    assert ood.file("/etc/ood/config/apps/dashboard/initializers").is_directory
+
+
+def test_dashboard_env_no_longer_enables_the_kit() -> None:
+    env = host("ood").file("/etc/ood/config/apps/dashboard/env")
+    assert env.exists, "the dashboard env file itself must stay"
+    assert not [line for line in env.content_string.splitlines() if "MULTITENANT_ENABLE" in line]
+
+
+@pytest.mark.parametrize("node", ["ood", "compute"])
+def test_keys_and_site_summary_are_gone(node: str) -> None:
+    assert not host(node).file("/etc/ood-mt").exists
+
+
+@pytest.mark.parametrize("node", ["slurm", "compute"])
+def test_wckeys_no_longer_enforced(node: str) -> None:
+    text = host(node).file("/etc/slurm/slurm.conf").content_string
+    settings = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+    enforce = settings.get("AccountingStorageEnforce", "").split(",")
+    assert "wckeys" not in enforce
+    assert "associations" in enforce, "uninstall removed more than `wckeys` from AccountingStorageEnforce"
+
+
+def test_slurm_accepts_the_wckey_from_anyone_again() -> None:
+    # Proves the daemons were restarted on the new setting, not just the file edited.
+    out = host("ood").run(as_user("mtout", f"sbatch --parsable -o /dev/null --wckey={WCKEY} --wrap true"))
+    assert out.rc == 0, f"mtout still refused after uninstall: {out.stderr}"
+    for unit in ("slurmdbd", "slurmctld"):
+        assert host("slurm").service(unit).is_running
+    assert host("compute").service("slurmd").is_running

@@ -21,6 +21,13 @@ APPS_DIR = "/var/www/ood/apps/sys"
 WCKEY = "multitenant"
 
 
+def manifest() -> dict[str, Any]:
+    """The build manifest the default scenario's converge deployed (build/lab/manifest.json)."""
+    path = BUILD / "manifest.json"
+    assert path.is_file(), f"{path} missing: the default scenario's converge runs `ood-mt build` first"
+    return json.loads(path.read_text())
+
+
 def host(node: str) -> Any:
     """A testinfra host for lab node `slurm`, `compute` or `ood`."""
     return testinfra.get_host(f"podman://{PREFIX}-{node}")

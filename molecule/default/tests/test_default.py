@@ -4,17 +4,10 @@ a real share travels from mtpub's service job to mtrecv's dashboard (and not to 
 from __future__ import annotations
 
 import hashlib
-import json
 
 import pytest
-from labhosts import BUILD, WCKEY, as_user, dashboard, host, wait_for
+from labhosts import BUILD, WCKEY, as_user, dashboard, host, manifest, wait_for
 from share_flow import cancel, psql_as, running_cards, submit_database, wait_published
-
-
-def manifest() -> dict:
-    path = BUILD / "manifest.json"
-    assert path.is_file(), f"{path} missing: converge runs `ood-mt build` first"
-    return json.loads(path.read_text())
 
 
 def test_app_files_match_manifest() -> None:

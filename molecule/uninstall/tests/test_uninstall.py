@@ -4,16 +4,8 @@ off, and stopped WCKey enforcement with Slurm still healthy; the rest of OOD is 
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from labhosts import BUILD, WCKEY, as_user, host
-
-
-def manifest() -> dict:
-    path = BUILD / "manifest.json"
-    assert path.is_file(), f"{path} missing: the default scenario's converge builds it"
-    return json.loads(path.read_text())
+from labhosts import WCKEY, as_user, host, manifest
 
 
 def test_apps_and_initializer_are_gone_rest_of_ood_kept() -> None:

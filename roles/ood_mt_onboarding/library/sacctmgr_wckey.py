@@ -268,36 +268,32 @@ def normalize_users(users: Optional[Iterable[object]]) -> List[str]:
 # ---------------------------------------------------------------- parsing
 
 
-def parse_wckey_listing(text: str) -> List[WckeyRow]:
-    """Parse `list wckey format=WCKey,Cluster,User` output (parsable2, no header)."""
-    rows: List[WckeyRow] = []
+def split_parsable(text: str, tool: str, fields: Sequence[str]) -> List[List[str]]:
+    """Split `--parsable2 --noheader` style output into rows of len(fields) '|'-separated values."""
+    rows: List[List[str]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         parts = line.split("|")
-        if len(parts) != 3:
+        if len(parts) != len(fields):
             raise WckeyModuleError(
-                f"unexpected sacctmgr output line {number}: {line!r} (expected 'WCKey|Cluster|User')"
+                f"unexpected {tool} output line {number}: {line!r} (expected '{'|'.join(fields)}')"
             )
-        wckey, cluster, user = parts
-        rows.append(WckeyRow(wckey=wckey.lower(), cluster=cluster, user=user.lower()))
+        rows.append(parts)
     return rows
+
+
+def parse_wckey_listing(text: str) -> List[WckeyRow]:
+    """Parse `list wckey format=WCKey,Cluster,User` output (parsable2, no header)."""
+    return [WckeyRow(wckey=wckey.lower(), cluster=cluster, user=user.lower())
+            for wckey, cluster, user in split_parsable(text, "sacctmgr", ("WCKey", "Cluster", "User"))]
 
 
 def parse_squeue_jobs(text: str) -> List[ActiveJob]:
     """Parse `squeue --noheader --format=%A|%u|%w|%T` output."""
-    jobs: List[ActiveJob] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        parts = line.split("|")
-        if len(parts) != 4:
-            raise WckeyModuleError(
-                f"unexpected squeue output line {number}: {line!r} (expected 'JobID|User|WCKey|State')"
-            )
-        job_id, user, wckey, state = (part.strip() for part in parts)
-        jobs.append(ActiveJob(job_id=job_id, user=user.lower(), wckey=wckey.lower(), state=state))
-    return jobs
+    rows = split_parsable(text, "squeue", ("JobID", "User", "WCKey", "State"))
+    return [ActiveJob(job_id=job_id.strip(), user=user.strip().lower(), wckey=wckey.strip().lower(),
+                      state=state.strip()) for job_id, user, wckey, state in rows]
 
 
 def jobs_holding_wckey(jobs: Sequence[ActiveJob], wckey: str, users: Sequence[str]) -> List[ActiveJob]:

@@ -4,8 +4,10 @@ off, and stopped WCKey enforcement with Slurm still healthy; the rest of OOD is 
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from labhosts import WCKEY, as_user, host, manifest
+from labhosts import REPO, WCKEY, as_user, host, manifest
 
 
 def test_apps_and_initializer_are_gone_rest_of_ood_kept() -> None:
@@ -22,7 +24,9 @@ def test_apps_and_initializer_are_gone_rest_of_ood_kept() -> None:
 def test_dashboard_env_no_longer_enables_the_kit() -> None:
     env = host("ood").file("/etc/ood/config/apps/dashboard/env")
     assert env.exists, "the dashboard env file itself must stay"
-    assert not [line for line in env.content_string.splitlines() if "MULTITENANT_ENABLE" in line]
+    settings = [line for line in env.content_string.splitlines()
+                if re.match(r"\s*(export\s+)?MULTITENANT_ENABLE\s*=", line)]
+    assert settings == []
 
 
 @pytest.mark.parametrize("node", ["ood", "compute"])
@@ -30,13 +34,17 @@ def test_keys_and_site_summary_are_gone(node: str) -> None:
     assert not host(node).file("/etc/ood-mt").exists
 
 
+def conf_settings(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
+
+
 @pytest.mark.parametrize("node", ["slurm", "compute"])
-def test_wckeys_no_longer_enforced(node: str) -> None:
-    text = host(node).file("/etc/slurm/slurm.conf").content_string
-    settings = dict(line.split("=", 1) for line in text.splitlines() if "=" in line and not line.startswith("#"))
-    enforce = settings.get("AccountingStorageEnforce", "").split(",")
-    assert "wckeys" not in enforce
-    assert "associations" in enforce, "uninstall removed more than `wckeys` from AccountingStorageEnforce"
+def test_enforcement_is_back_to_the_labs_own_setting(node: str) -> None:
+    # The role removes only `wckeys`; the lab's own slurm.conf has no AccountingStorageEnforce
+    # line, so the line must be gone again (Slurm's default), not left empty or with other values.
+    original = conf_settings((REPO / "lab" / "templates" / "slurm.conf").read_text()).get("AccountingStorageEnforce")
+    now = conf_settings(host(node).file("/etc/slurm/slurm.conf").content_string).get("AccountingStorageEnforce")
+    assert now == original
 
 
 def test_slurm_accepts_the_wckey_from_anyone_again() -> None:

@@ -35,7 +35,15 @@ def test_database_job_shares_and_keeps_data(host_slurm: dict[str, str], run_as: 
         form = forms.service_form("database", mt_engine=engine, mt_db_instance=instance, mt_share_audience="user")
 
         job, session = submit(run_as, "mtpub", app, form, work, f"db-{instance}-1")
-        wait_for(lambda: (inst_dir / "run" / "ready").exists(), 180, f"{name} ready (job {job})")
+        try:
+            wait_for(lambda: (inst_dir / "run" / "ready").exists(), 180, f"{name} ready (job {job})")
+        except AssertionError as exc:  # keep the evidence: the finally below removes inst_dir
+            secret = (inst_dir / "password").read_text().strip() if (inst_dir / "password").exists() else None
+            logs = {p.name: "\n".join(line for line in p.read_text(errors="replace").splitlines()[-40:]
+                                      if not secret or secret not in line)
+                    for p in sorted((inst_dir / "log").glob("*"))}
+            output = (session / "output.log").read_text(errors="replace")[-3000:]
+            raise AssertionError(f"{exc}\n--- job output ---\n{output}\n--- {inst_dir}/log ---\n{logs}") from exc
         wait_for(lambda: "mt_share_status" in connection(session), 60, "the publish attempt")
         conn = connection(session)
         # "My user only": the per-user key is created on first use, so this publishes for real.
@@ -69,6 +77,34 @@ def test_database_job_shares_and_keeps_data(host_slurm: dict[str, str], run_as: 
         assert got.stdout.strip() == "ü-42"
         run_as("mtpub", ["scancel", job2])
         wait_for(lambda: job_state(run_as, job2) == "", 90, f"job {job2} to end")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(inst_dir, ignore_errors=True)
+
+
+def test_database_that_cannot_start_says_why_in_the_job_output(host_slurm: dict[str, str], run_as: Any) -> None:
+    """A broken data directory (system tables missing): the job fails, and its output carries
+    the end of the server's own log, without the password."""
+    work = shared_render_dir()
+    instance = "t" + secrets.token_hex(4)
+    inst_dir = Path("~mtpub").expanduser() / "ood-mt-databases" / f"mariadb-{instance}"
+    try:
+        broken = run_as("mtpub", ["mkdir", "-p", "-m", "0700", str(inst_dir / "data" / "mysql")])
+        assert broken.returncode == 0, broken.stderr
+        app = render_service("database", work)
+        form = forms.service_form("database", mt_engine="mariadb:10.11", mt_db_instance=instance,
+                                  mt_share_audience="user")
+        job, session = submit(run_as, "mtpub", app, form, work, f"db-broken-{instance}")
+        # The job ends as soon as the server gives up (after.sh stops waiting), not after 300 s.
+        wait_for(lambda: job_state(run_as, job) == "", 60, f"job {job} to end")
+        output = (session / "output.log").read_text()
+        assert "ood-mt: database: the server exited while starting" in output, output
+        assert f"ood-mt: database: last lines of {inst_dir}/log/server.err:" in output, output
+        server_log = (inst_dir / "log" / "server.err").read_text()
+        last_line = server_log.strip().splitlines()[-1]
+        assert last_line in output, f"the server log's last line is missing from the job output:\n{output}"
+        assert (inst_dir / "password").read_text().strip() not in output
+        assert not (inst_dir / "run" / "ready").exists()
     finally:
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(inst_dir, ignore_errors=True)

@@ -42,6 +42,8 @@ def main() -> int:
             return 1
         job_id = submit_database("mtpub", mt_db_instance=DEMO_INSTANCE)
         print(f"demo share: mtpub submitted mt_database as job {job_id}")
+    elif report_only:
+        print(f"demo share: mtpub's mt_database, job {job_id}")
     else:
         print(f"demo share: reusing mtpub's running job {job_id}")
     wait_published(job_id)

@@ -309,15 +309,11 @@ def unrecorded_jobs(sacct_text: str, job_ids: Sequence[str]) -> List[str]:
     A job is recorded when sacct lists it and none of its rows is in an unfinished state."""
     seen: Set[str] = set()
     unfinished: Set[str] = set()
-    for line in sacct_text.splitlines():
-        if "|" not in line:
-            continue
-        raw_id, state = line.split("|", 1)
-        raw_id = raw_id.strip()
-        seen.add(raw_id)
+    for raw_id, state in split_parsable(sacct_text, "sacct", ("JobIDRaw", "State")):
+        seen.add(raw_id.strip())
         words = state.split()
         if not words or words[0] in _UNFINISHED_STATES:
-            unfinished.add(raw_id)
+            unfinished.add(raw_id.strip())
     return [job_id for job_id in job_ids if job_id not in seen or job_id in unfinished]
 
 
@@ -530,9 +526,8 @@ class Sacctmgr:
                     break
             if not back:
                 return removed_again
-            for chunk in chunk_names(back, _fixed_bytes([sacctmgr, "-i", "delete", "user", f"wckey={wckey}"])):
-                self.run([sacctmgr, "-i", "delete", "user", f"name={','.join(chunk)}", f"wckey={wckey}",
-                          f"cluster={cluster}"], allow_nothing=True)
+            for argv in write_commands(sacctmgr, cluster, wckey, Plan(before=[], after=[], remove=back)):
+                self.run(argv, allow_nothing=True)
             removed_again.extend(user for user in back if user not in removed_again)
         still = sorted(self.members(cluster, wckey) & removed_set)
         if not still:
@@ -611,7 +606,7 @@ def run_module(params: Dict[str, object], check_mode: bool, sacctmgr_path: str) 
         live = jobs_holding_wckey(tool.list_active_jobs(sibling_tool(sacctmgr_path, "squeue")), wckey, plan.remove)
         if live and active_policy == "fail":
             raise WckeyModuleError(active_jobs_message(live, wckey))
-    cancelled = sorted({job.job_id for job in live}, key=lambda job_id: (len(job_id), job_id))
+    cancelled = [job.job_id for job in live]  # squeue lists each job once; already in id order
     removed_again: List[str] = []
     commands = write_commands(sacctmgr_path, cluster, wckey, plan)
     if not check_mode:

@@ -299,22 +299,23 @@ mt__user_key() {
   MT_KEY_VERSION=1
 }
 
-# Replaces/sets `mt_share_status: "<message>"` in ./connection.yml when that file exists.
+# mt_conn_param NAME VALUE: sets the shell variable NAME so that OOD's create_yml, which
+# writes `echo -e "NAME: $NAME"` into connection.yml after after.sh returns, produces a
+# YAML double-quoted string equal to VALUE: backslashes doubled for echo -e and again for
+# YAML, double quotes escaped, control characters turned into spaces. NAME must be listed
+# in the app's submit.yml.erb conn_params. Without this a value such as "not shared: x"
+# would make connection.yml invalid YAML (and OOD's sessions page fail).
+mt_conn_param() {
+  local value="$2"
+  value=${value//[[:cntrl:]]/ }
+  value=${value//\\/\\\\\\\\}
+  value=${value//\"/\\\"}
+  printf -v "$1" '"%s"' "$value"
+}
+
+# The publisher's own card shows this status line (conn_param mt_share_status).
 mt__set_status() {
-  local file=./connection.yml message="$1" quoted tmp
-  [[ -f $file ]] || return 0
-  quoted=$(mt_json_string "$message")
-  if grep -q '^mt_share_status:' "$file"; then
-    tmp=$(mktemp "$file.XXXXXX") || return 1
-    grep -v '^mt_share_status:' "$file" >"$tmp" || true
-    # cat-into keeps the original file's inode and mode (it may hold a password).
-    cat "$tmp" >"$file"
-    rm -f "$tmp"
-  fi
-  if [[ -s $file && -n $(tail -c1 "$file") ]]; then
-    printf '\n' >>"$file"
-  fi
-  printf 'mt_share_status: %s\n' "$quoted" >>"$file"
+  mt_conn_param mt_share_status "$1"
 }
 
 mt__fail() {

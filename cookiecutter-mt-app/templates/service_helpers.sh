@@ -12,37 +12,33 @@ mt_delivery_for_preset() {
   esac
 }
 
-# Append one status line to this job's own connection.yml (the publisher's card), as a
-# double-quoted YAML string with backslash and quote escaped.
-mt_service_status() {
-  local text="$1"
-  text="${text//\\/\\\\}"
-  text="${text//\"/\\\"}"
-  text="${text//$'\n'/ }"
-  printf 'mt_share_status: "%s"\n' "$text" >>./connection.yml
-}
-
-# True when the protocol library has been staged (templates/mt_share.sh); without it the
-# service still runs for its owner, and says why nothing was shared.
-mt_publish_available() {
-  declare -F mt_publish >/dev/null 2>&1
-}
-
 # mt_service_publish ARGS...: mt_publish with the form's sharing choices, unless the
-# publisher chose no sharing. Never fails the job.
+# publisher chose no sharing. Never fails the job. The outcome reaches the publisher's own
+# card through mt_share_status (set by mt_share.sh; a conn_param of every service).
 mt_service_publish() {
   if [[ "${MT_SHARE_AUDIENCE:-none}" == "none" ]]; then
     echo "ood-mt: sharing is off for this session (audience: none)"
-    return 0
-  fi
-  if ! mt_publish_available; then
-    echo "ood-mt: not shared: the publishing library (mt_share.sh) is not installed with this app"
-    mt_service_status "not shared: publishing library missing"
+    mt_conn_param mt_share_status "not shared (sharing is off in the form)"
     return 0
   fi
   mt_publish --preset "${MT_SHARE_PRESET}" --mode "${MT_SHARE_MODE}" \
     --delivery "$(mt_delivery_for_preset "${MT_SHARE_PRESET}")" --audience "${MT_SHARE_AUDIENCE}" \
     --group "${MT_SHARE_GROUP}" --users "${MT_SHARE_USERS}" "$@" || true
+}
+
+# OOD's job script (ood_core's basic template) installs no signal handler, so a TERM sent
+# to the batch shell alone (sbatch --signal=B:TERM@N before the walltime, scancel -b)
+# would kill that shell and leave the service to be SIGKILLed with the job. before.sh,
+# which that shell sources, installs this handler: pass TERM on to script.sh (SCRIPT_PID
+# is the template's variable), wait until it has stopped its service, end the job.
+mt_stop_on_term() {
+  trap - TERM
+  echo "ood-mt: SIGTERM: stopping the service cleanly"
+  if [[ -n "${SCRIPT_PID:-}" ]]; then
+    kill -TERM "${SCRIPT_PID}" 2>/dev/null || true
+    wait "${SCRIPT_PID}" 2>/dev/null || true
+  fi
+  exit 0
 }
 
 # Load environment modules when the site lists any (no-op on sites without Lmod).

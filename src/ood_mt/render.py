@@ -133,6 +133,19 @@ def app_access(site: SiteConfig, role: str) -> tuple[str, str, str]:
     return "root", "0755", "0644"
 
 
+def runs_as_program(rel_path: Path) -> bool:
+    """True for an app file the job executes (not sources): OOD's basic template runs
+    `./script.sh &`, and staging gives each rendered file the mode of its `.erb`, so
+    `template/script.sh.erb` must be installed executable (docs/app-author-guide.md)."""
+    return rel_path.parts[:1] == ("template",) and rel_path.name in ("script.sh.erb", "script.sh")
+
+
+def executable_mode(file_mode: str) -> str:
+    """FILE_MODE with execute added wherever read is granted ("0640" -> "0750")."""
+    mode = int(file_mode, 8)
+    return f"{mode | ((mode & 0o444) >> 2):04o}"
+
+
 @contextmanager
 def _quiet_cookiecutter_config(workdir: Path) -> Iterator[Path]:
     """A cookiecutter config that keeps replay files and caches out of the user's home."""
@@ -204,10 +217,14 @@ def _sha256(path: Path) -> str:
 
 
 def _normalise_modes(root: Path) -> None:
-    """Same modes whatever the umask or the template's bits: builds must be byte-identical."""
+    """Same modes whatever the umask or the template's bits: builds must be byte-identical.
+    Inside an app, only what the job executes is executable (runs_as_program)."""
+    apps = root / "apps"
     for path in sorted(root.rglob("*")):
         if path.is_dir():
             path.chmod(0o755)
+        elif path.is_relative_to(apps) and len(path.relative_to(apps).parts) > 1:
+            path.chmod(0o755 if runs_as_program(Path(*path.relative_to(apps).parts[1:])) else 0o644)
         else:
             executable = path.stat().st_mode & stat.S_IXUSR
             path.chmod(0o755 if executable else 0o644)
@@ -227,7 +244,8 @@ def build_manifest(site: SiteConfig, out: Path, specs: list[AppSpec]) -> dict[st
         for path in sorted(p for p in app_root.rglob("*") if p.is_file()):
             rel = path.relative_to(app_root)
             files.append({"src": str(path.relative_to(out)), "dest": f"{apps_dir}/{spec.name}/{rel}",
-                          "app": spec.name, "owner": "root", "group": group, "mode": file_mode,
+                          "app": spec.name, "owner": "root", "group": group,
+                          "mode": executable_mode(file_mode) if runs_as_program(rel) else file_mode,
                           "sha256": _sha256(path)})
     init = out / "initializer" / "ood_multitenant.rb"
     site_json = out / "etc" / "site.json"

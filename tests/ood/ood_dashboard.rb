@@ -1,0 +1,234 @@
+#!/usr/bin/env ruby
+# frozen_string_literal: true
+
+# Runs Open OnDemand's OWN dashboard code (not an imitation) outside Rails, as the Unix
+# user who runs this script, the way that user's dashboard (PUN) would:
+#
+#   form     APP          BatchConnect::App#build_session_context renders APP's real
+#                         form.yml.erb; prints the attributes (id, widget, label, options,
+#                         value) and whether OOD considers the app valid.
+#   launch   APP PARAMS   what SessionContextsController#create does: build the context,
+#                         assign the permitted params (JSON object), BatchConnect::Session#save
+#                         (stage, render template/*.erb in OOD's TemplateBinding, render
+#                         submit.yml.erb, submit through ood_core's Slurm adapter to sbatch).
+#   sessions              what SessionsController#index does: Session.all, update_cache_completed!,
+#                         each card's status from the adapter's real squeue, its connection, and
+#                         its body rendered by OOD's connections/_custom.html.erb (view ERB in the
+#                         connection's binding, then Markdown).
+#
+# APP is a system app name (a directory under --apps-dir). Output: one JSON document.
+#
+# OOD's sources come from OOD_MT_OOD_SOURCE (default ../shared/ood next to the checkout),
+# version from OOD_MT_OOD_VERSION (4.2.3 or 3.1.14); see docs/testing.md for the facts.
+#
+# What this file supplies because Rails and OOD's gems are not installed (stand-ins for
+# the FRAMEWORK, not for OOD's logic, each named here):
+#   Rails           logger, root, env, cache, application.config.after_initialize/to_prepare
+#                   (recorded and fired in Rails' order: to_prepare first), routes.url_helpers
+#   OodAppkit       dataroot, clusters (OodCore::Clusters.load_file of --clusters-dir),
+#                   markdown (Redcarpet configured as the ood_appkit gem configures it)
+#   Fog::OpenStack  an empty module (ood_core >= 0.26 requires it for an adapter not used here)
+#   I18n            the dashboard's own config/locales/*.yml
+#   render(partial:) inside _custom.html.erb: returns the error text (OOD renders _error)
+# NOT exercised (needs ActionController and a request): the controllers' before_action
+# chain, so an initializer's per-request hook does not run; its boot-time work does.
+
+require "json"
+require "optparse"
+require "pathname"
+require "logger"
+
+module OodDashboardRunner
+  module_function
+
+  def options(argv)
+    opts = {
+      source: ENV.fetch("OOD_MT_OOD_SOURCE", File.expand_path("../../../shared/ood", __dir__)),
+      version: ENV.fetch("OOD_MT_OOD_VERSION", "4.2.3"),
+      initializers: []
+    }
+    parser = OptionParser.new do |o|
+      o.banner = "usage: ood_dashboard.rb [options] form APP | launch APP PARAMS.json | sessions"
+      o.on("--apps-dir DIR", "system apps dir (SysRouter.base_path)") { |v| opts[:apps_dir] = v }
+      o.on("--clusters-dir DIR", "clusters.d") { |v| opts[:clusters_dir] = v }
+      o.on("--dataroot DIR", "OOD_DATAROOT (default: OOD's own default under ~/ondemand)") { |v| opts[:dataroot] = v }
+      o.on("--initializer FILE", "a site initializer to load first (repeatable)") { |v| opts[:initializers] << v }
+      o.on("--env-file FILE", "the dashboard's env file (dotenv), e.g. MULTITENANT_ENABLE=true") { |v| opts[:env_file] = v }
+      o.on("--log FILE", "Rails.logger output (default stderr)") { |v| opts[:log] = v }
+    end
+    rest = parser.parse(argv)
+    abort(parser.banner) if rest.empty?
+    [opts, rest]
+  end
+
+  OOD_CORE_FOR = { "4.2.3" => "ood_core-0.31.1", "3.1.14" => "ood_core-0.25.0" }.freeze
+
+  def boot(opts)
+    source = Pathname(opts[:source])
+    core = OOD_CORE_FOR.fetch(opts[:version]) { abort("OOD_MT_OOD_VERSION must be one of #{OOD_CORE_FOR.keys.join(', ')}") }
+    dashboard = source.join("ondemand-#{opts[:version]}", "apps", "dashboard")
+    abort("OOD sources not found at #{dashboard} (set OOD_MT_OOD_SOURCE)") unless dashboard.directory?
+
+    stubs = Pathname(__dir__).join("load_path_stubs")
+    $LOAD_PATH.unshift(source.join(core, "lib").to_s, source.join("ood_support-0.0.5", "lib").to_s, stubs.to_s)
+    ENV["OOD_DATAROOT"] = opts[:dataroot] if opts[:dataroot]
+    ENV["RAILS_ENV"] ||= "production"
+    # The dashboard reads its env file with dotenv; in production it is /etc/ood/config/apps/dashboard/env.
+    require "dotenv"
+    Dotenv.load(opts[:env_file]) if opts[:env_file]
+
+    require "active_support"
+    require "active_support/all"
+    require "active_model"
+    require "zeitwerk"
+    require "redcarpet"
+    require "climate_control"
+    require "ood_core"
+    require "ood_support"
+
+    define_rails(dashboard, opts)
+    require dashboard.join("lib", "current_user.rb").to_s
+    require dashboard.join("config", "configuration_singleton.rb").to_s
+    Object.const_set(:Configuration, ConfigurationSingleton.new)
+    define_ood_appkit(opts)
+    require dashboard.join("config", "initializers", "open3_extensions.rb").to_s
+
+    loader = Zeitwerk::Loader.new
+    %w[app/apps app/models app/models/concerns app/helpers app/lib].each do |dir|
+      path = dashboard.join(dir)
+      next unless path.directory?
+
+      loader.push_dir(path.to_s)
+      $LOAD_PATH << path.to_s # Rails puts autoload paths on the load path too (`require "smart_attributes"`)
+    end
+    $LOAD_PATH << dashboard.join("lib").to_s
+    loader.setup
+    I18n.load_path += Dir[dashboard.join("config", "locales", "*.yml").to_s]
+    I18n.enforce_available_locales = false
+
+    apps_dir = Pathname(opts[:apps_dir] || "/var/www/ood/apps/sys")
+    SysRouter.define_singleton_method(:base_path) { apps_dir }
+
+    # Site initializers first, then Rails fires to_prepare, then after_initialize.
+    opts[:initializers].each { |file| load file }
+    Rails.application.config.fire!
+    dashboard
+  end
+
+  def define_rails(dashboard, opts)
+    logger = Logger.new(opts[:log] || $stderr)
+    logger.formatter = proc { |sev, _t, _p, msg| "#{sev}: #{msg}\n" }
+    config = Class.new do
+      def initialize = (@prepare = []) && (@after = [])
+      def to_prepare(&block) = @prepare << block
+      def after_initialize(&block) = @after << block
+      def fire! = (@prepare + @after).each(&:call)
+    end.new
+    application = Struct.new(:config, :routes).new(config, Struct.new(:url_helpers).new(Module.new))
+    rails = Module.new
+    rails.define_singleton_method(:logger) { logger }
+    rails.define_singleton_method(:root) { dashboard }
+    rails.define_singleton_method(:env) { ActiveSupport::StringInquirer.new(ENV.fetch("RAILS_ENV")) }
+    cache = ActiveSupport::Cache::MemoryStore.new
+    rails.define_singleton_method(:cache) { cache }
+    rails.define_singleton_method(:application) { application }
+    Object.const_set(:Rails, rails)
+  end
+
+  def define_ood_appkit(opts)
+    clusters = OodCore::Clusters.load_file(opts[:clusters_dir] || "/etc/ood/config/clusters.d")
+    markdown = Redcarpet::Markdown.new(Redcarpet::Render::HTML, autolink: true, tables: true, strikethrough: true,
+                                                                 fenced_code_blocks: true, no_intra_emphasis: true)
+    appkit = Module.new
+    appkit.define_singleton_method(:dataroot) { Configuration.dataroot }
+    appkit.define_singleton_method(:clusters) { clusters }
+    appkit.define_singleton_method(:markdown) { markdown }
+    Object.const_set(:OodAppkit, appkit)
+  end
+
+  def app_for(name)
+    BatchConnect::App.from_token("sys/#{name}")
+  end
+
+  def form(name)
+    app = app_for(name)
+    ctx = app.valid? ? app.build_session_context : nil
+    {
+      "valid" => app.valid?,
+      "reason" => app.valid? ? nil : app.validation_reason,
+      "title" => app.title,
+      "attributes" => (ctx ? ctx.map { |a| attribute_json(a) } : [])
+    }
+  end
+
+  def attribute_json(attr)
+    { "id" => attr.id.to_s, "widget" => attr.widget.to_s, "label" => attr.label.to_s,
+      "value" => attr.value, "options" => Array(attr.select_choices).map { |o| o.is_a?(Array) ? o.first(2) : o } }
+  rescue StandardError => e
+    { "id" => attr.id.to_s, "error" => "#{e.class}: #{e.message}" }
+  end
+
+  def launch(name, params_file)
+    app = app_for(name)
+    return { "ok" => false, "errors" => ["app invalid: #{app.validation_reason}"] } unless app.valid?
+
+    ctx = app.build_session_context
+    params = JSON.parse(File.read(params_file))
+    permitted = params.slice(*ctx.attributes.keys.map(&:to_s))
+    ctx.attributes = permitted
+    session = BatchConnect::Session.new
+    format = app.clusters.empty? ? nil : app.clusters.first.job_config[:adapter]
+    ok = session.save(app: app, context: ctx, format: format)
+    { "ok" => ok, "errors" => session.errors.full_messages, "ignored_params" => params.keys - permitted.keys,
+      "session_id" => session.id, "job_id" => session.job_id, "staged_root" => (ok ? session.staged_root.to_s : nil) }
+  end
+
+  # The locals and the one helper _custom.html.erb uses; render(partial:) stands in for
+  # ActionView rendering _error.html.erb.
+  CardView = Struct.new(:view, :connect) do
+    def render(partial:, locals:)
+      "[OOD renders #{partial}: #{locals[:error].class}: #{locals[:error].message}]"
+    end
+
+    def get_binding = binding
+  end
+
+  # The card body exactly as connections/_custom.html.erb renders it.
+  def card_body(dashboard, session)
+    partial = dashboard.join("app", "views", "batch_connect", "sessions", "connections", "_custom.html.erb").read
+    ERB.new(partial, trim_mode: "-").result(CardView.new(session.app.session_view, session.connect).get_binding)
+  end
+
+  def sessions(dashboard)
+    list = BatchConnect::Session.all
+    list.each(&:update_cache_completed!)
+    list.map do |s|
+      status = s.status.to_sym.to_s
+      entry = { "id" => s.id, "job_id" => s.job_id, "token" => s.token, "title" => s.title, "status" => status,
+                "cluster_id" => s.cluster_id, "completed" => s.completed? }
+      if s.running?
+        entry["connect"] = s.connect.to_h.transform_keys(&:to_s)
+        entry["body"] = begin
+          card_body(dashboard, s)
+        rescue StandardError, ScriptError => e
+          "[render error: #{e.class}: #{e.message}]"
+        end
+      end
+      entry
+    end
+  end
+
+  def main(argv)
+    opts, (command, *args) = options(argv)
+    dashboard = boot(opts)
+    result = case command
+             when "form" then form(args.fetch(0))
+             when "launch" then launch(args.fetch(0), args.fetch(1))
+             when "sessions" then sessions(dashboard)
+             else abort("unknown command #{command.inspect}")
+             end
+    puts JSON.generate(result)
+  end
+end
+
+OodDashboardRunner.main(ARGV) if $PROGRAM_NAME == __FILE__

@@ -10,9 +10,14 @@ import os
 import shlex
 import subprocess
 from pathlib import Path
-from typing import Callable, Dict, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Dict, Iterator, Sequence, Union
 
 import pytest
+
+from tests.ood.oodsite import OOD_VERSIONS
+
+if TYPE_CHECKING:
+    from tests.ood.oodsite import OodSite
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HOST_SLURM_SCRIPT = REPO_ROOT / "tests" / "lab" / "host_slurm.sh"
@@ -107,3 +112,30 @@ def run_as() -> RunAs:
         )
 
     return _run_as
+
+
+@pytest.fixture(scope="session")
+def ood_site() -> "Iterator[OodSite]":
+    """A test OOD site run by OOD's own dashboard code (tests/ood/oodsite.py); skipped, with
+    the reason, when OOD's sources or root are not available."""
+    import shutil
+    import tempfile
+
+    from tests.ood.oodsite import make_site, missing_source_reason
+
+    reason = missing_source_reason()
+    if reason:
+        pytest.skip(reason)
+    if os.geteuid() != 0:
+        pytest.skip("the OOD site fixture installs group keys root:<group> and runs OOD as lab users (needs root)")
+    base = Path(tempfile.mkdtemp(prefix="ood-mt-ood-", dir="/tmp"))
+    try:
+        yield make_site(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=OOD_VERSIONS, ids=[f"ood{v}" for v in OOD_VERSIONS])
+def ood_version(request: pytest.FixtureRequest) -> str:
+    """Each OOD version the kit supports (tests/ood/oodsite.py OOD_VERSIONS)."""
+    return str(request.param)

@@ -1,4 +1,4 @@
-"""Running rendered apps as real Slurm jobs of a lab user, through the OOD job harness."""
+"""Running rendered apps as real Slurm jobs of a lab user, launched by OOD's own code."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from ood_mt import render
 from tests.apps import app_render
-from tests.apps.ood_harness import HARNESS
+from tests.ood.oodsite import OOD_VERSIONS, OodSite
 
 
 def shared_render_dir() -> Path:
@@ -27,34 +28,24 @@ def render_service(kind: str, out: Path, app: dict[str, Any] | None = None) -> P
     if app:
         ctx["app"] = {**ctx["app"], **app}
     app_dir = app_render.render(app_render.SERVICE_TEMPLATE, ctx, out)
+    # The modes `ood-mt build` gives (render.runs_as_program): OOD stages each file with them.
     for root, dirs, files in os.walk(out):
         for name in dirs:
             (Path(root) / name).chmod(0o755)
         for name in files:
-            (Path(root) / name).chmod(0o644)
+            path = Path(root) / name
+            rel = path.relative_to(app_dir) if path.is_relative_to(app_dir) else Path(name)
+            path.chmod(0o755 if render.runs_as_program(rel) else 0o644)
     return app_dir
 
 
-def submit(run_as: Callable[..., Any], user: str, app: Path, form: dict[str, Any], work: Path,
-           session_id: str, env: dict[str, str] | None = None) -> tuple[str, Path]:
-    """Stage APP for USER with FORM (as OOD would) and sbatch it; return (job id, session dir).
-    ENV is added to the submitting environment, which the job inherits (sbatch --export=ALL)."""
-    # Unique per call: the session root is in the user's home and outlives the test, so a
-    # reused id would let a stale connection.yml answer for the new job.
-    session_id = f"{session_id}-{secrets.token_hex(4)}"
-    ctx = work / f"{session_id}.json"
-    ctx.write_text(json.dumps(form))
-    ctx.chmod(0o644)
-    staged = run_as(user, ["ruby", str(HARNESS), "--app", str(app), "--context", str(ctx), "--session-root",
-                           "ood-mt-test-sessions", "--session-id", session_id])
-    assert staged.returncode == 0, staged.stderr
-    info = json.loads(staged.stdout)
-    session = Path(info["session_dir"])
-    cmd = ["sbatch", "--parsable", "--time=15", *info["native"], "--chdir", str(session),
-           "--output", str(session / "output.log"), str(session / "job_script.sh")]
-    sub = run_as(user, cmd, env=env or {})
-    assert sub.returncode == 0, f"{shlex.join(cmd)}: {sub.stderr}"
-    return sub.stdout.strip().split(";")[0], session
+def submit(ood: OodSite, user: str, app: Path, form: dict[str, Any],
+           version: str = OOD_VERSIONS[0]) -> tuple[str, Path]:
+    """Launch APP for USER with FORM through OOD's own Session#save (tests/ood/oodsite.py):
+    staging, OOD's job script and ood_core's Slurm adapter submitting to the real sbatch.
+    Return (job id, staged root)."""
+    launched = ood.launch(user, version, app.name, form, apps_dir=app.parent)
+    return str(launched["job_id"]), launched["staged_root"]
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
@@ -91,4 +82,6 @@ def connection(session: Path) -> dict[str, str]:
     import yaml
 
     path = session / "connection.yml"
-    return yaml.safe_load(path.read_text()) if path.exists() else {}
+    data = (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+    # OOD's create_yml writes host/port/password unquoted (port reads as an int): compare as text.
+    return {str(k): "" if v is None else str(v) for k, v in data.items()}

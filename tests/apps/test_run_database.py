@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.apps import forms
+from tests.ood.oodsite import OodSite
 from tests.apps.slurm_jobs import connection, job_state, render_service, shared_render_dir, submit, wait_for
 
 pytestmark = pytest.mark.slurm
@@ -24,7 +25,7 @@ CLIENTS = {
 
 
 @pytest.mark.parametrize("engine", ["postgresql:15", "mariadb:10.11"])
-def test_database_job_shares_and_keeps_data(host_slurm: dict[str, str], run_as: Any, engine: str) -> None:
+def test_database_job_shares_and_keeps_data(host_slurm: dict[str, str], run_as: Any, ood_site: OodSite, engine: str) -> None:
     name = engine.split(":")[0]
     work = shared_render_dir()
     instance = "t" + secrets.token_hex(4)
@@ -34,7 +35,7 @@ def test_database_job_shares_and_keeps_data(host_slurm: dict[str, str], run_as: 
         app = render_service("database", work)
         form = forms.service_form("database", mt_engine=engine, mt_db_instance=instance, mt_share_audience="user")
 
-        job, session = submit(run_as, "mtpub", app, form, work, f"db-{instance}-1")
+        job, session = submit(ood_site, "mtpub", app, form)
         try:
             wait_for(lambda: (inst_dir / "run" / "ready").exists(), 180, f"{name} ready (job {job})")
         except AssertionError as exc:  # keep the evidence: the finally below removes inst_dir
@@ -67,7 +68,7 @@ def test_database_job_shares_and_keeps_data(host_slurm: dict[str, str], run_as: 
         wait_for(lambda: job_state(run_as, job) == "", 90, f"job {job} to end")
         assert "database stopped cleanly" in (session / "output.log").read_text()
 
-        job2, session2 = submit(run_as, "mtpub", app, form, work, f"db-{instance}-2")
+        job2, session2 = submit(ood_site, "mtpub", app, form)
         wait_for(lambda: (inst_dir / "run" / "ready").exists() and "mt_share_status" in connection(session2), 180,
                  f"{name} ready again (job {job2})")
         conn2 = connection(session2)
@@ -82,7 +83,8 @@ def test_database_job_shares_and_keeps_data(host_slurm: dict[str, str], run_as: 
         shutil.rmtree(inst_dir, ignore_errors=True)
 
 
-def test_database_that_cannot_start_says_why_in_the_job_output(host_slurm: dict[str, str], run_as: Any) -> None:
+def test_database_that_cannot_start_says_why_in_the_job_output(host_slurm: dict[str, str], run_as: Any,
+                                                                ood_site: OodSite) -> None:
     """A broken data directory (system tables missing): the job fails, and its output carries
     the end of the server's own log, without the password."""
     work = shared_render_dir()
@@ -94,7 +96,7 @@ def test_database_that_cannot_start_says_why_in_the_job_output(host_slurm: dict[
         app = render_service("database", work)
         form = forms.service_form("database", mt_engine="mariadb:10.11", mt_db_instance=instance,
                                   mt_share_audience="user")
-        job, session = submit(run_as, "mtpub", app, form, work, f"db-broken-{instance}")
+        job, session = submit(ood_site, "mtpub", app, form)
         # The job ends as soon as the server gives up (after.sh stops waiting), not after 300 s.
         wait_for(lambda: job_state(run_as, job) == "", 60, f"job {job} to end")
         output = (session / "output.log").read_text()

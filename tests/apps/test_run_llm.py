@@ -17,6 +17,7 @@ import pytest
 
 from ood_mt import codec
 from tests.apps import forms
+from tests.ood.oodsite import OodSite
 from tests.apps.slurm_jobs import connection, job_name, job_state, job_token, shared_render_dir, submit, wait_for
 
 pytestmark = pytest.mark.slurm
@@ -33,7 +34,7 @@ def _api_answers(host: str, port: str) -> bool:
 
 
 def test_llm_job_publishes_after_listening_and_shares_the_api(
-    host_slurm: dict[str, str], run_as: Any, built_apps: Path
+    host_slurm: dict[str, str], run_as: Any, built_apps: Path, ood_site: OodSite
 ) -> None:
     work = shared_render_dir()
     models = work / "models"
@@ -43,8 +44,7 @@ def test_llm_job_publishes_after_listening_and_shares_the_api(
         path.chmod(0o755 if path.is_dir() else 0o644)
     form = forms.service_form("llm", mt_share_audience="user", mt_model="tinymodel:latest",
                               mt_model_source="path", mt_model_path=str(models))
-    job, session = submit(run_as, "mtpub", built_apps / "mt_llm", form, work, "llm-1",
-                          env={"OLLAMA_TEST_DOUBLE_START_DELAY": str(START_DELAY_S)})
+    job, session = submit(ood_site, "mtpub", built_apps / "mt_llm", form)
     try:
         wait_for(lambda: connection(session).get("port", "") != "", 60, f"job {job} to write connection.yml")
         host, port = connection(session)["host"], connection(session)["port"]

@@ -20,6 +20,7 @@ import pytest
 
 from ood_mt import codec
 from tests.apps import forms
+from tests.ood.oodsite import OodSite
 from tests.apps.slurm_jobs import connection, job_name, job_state, job_token, shared_render_dir, submit, wait_for
 
 pytestmark = pytest.mark.slurm
@@ -34,7 +35,7 @@ def _stop(run_as: Any, job: str) -> None:
     wait_for(lambda: job_state(run_as, job) == "", 60, f"job {job} to end")
 
 
-def test_dashboard_command_is_shared_as_a_web_link(host_slurm: dict[str, str], run_as: Any, built_apps: Path) -> None:
+def test_dashboard_command_is_shared_as_a_web_link(host_slurm: dict[str, str], run_as: Any, built_apps: Path, ood_site: OodSite) -> None:
     work = shared_render_dir()
     site_dir = work / "site"
     site_dir.mkdir(mode=0o755)
@@ -44,7 +45,7 @@ def test_dashboard_command_is_shared_as_a_web_link(host_slurm: dict[str, str], r
     command = f'cd {site_dir} && exec python3 -m http.server "$port" --bind 0.0.0.0'
     form = forms.service_form("dashboard", mt_share_audience="user", mt_dashboard_type="command",
                               mt_command=command)
-    job, session = submit(run_as, "mtpub", built_apps / "mt_dashboard", form, work, "dash-1")
+    job, session = submit(ood_site, "mtpub", built_apps / "mt_dashboard", form)
     try:
         wait_for(lambda: job_name(run_as, job).startswith("mt1:"), 60, f"job {job} to publish")
         share = codec.decode(job_token(run_as, job), group_key=_user_key("mtpub"), jobid=job, owner="mtpub")
@@ -69,12 +70,12 @@ def _publisher_file(path: Path, data: bytes) -> Path:
     return path
 
 
-def test_instruction_shares_the_publishers_markdown(host_slurm: dict[str, str], run_as: Any, built_apps: Path) -> None:
+def test_instruction_shares_the_publishers_markdown(host_slurm: dict[str, str], run_as: Any, built_apps: Path, ood_site: OodSite) -> None:
     work = shared_render_dir()
     text = "# Übung 1\n\n- read `notes`\n- <b>escaped</b> later by the card\n"
     doc = _publisher_file(work / "lesson.md", text.encode())
     form = forms.service_form("instruction", mt_share_audience="user", mt_file_path=str(doc))
-    job, session = submit(run_as, "mtpub", built_apps / "mt_instruction", form, work, "doc-1")
+    job, session = submit(ood_site, "mtpub", built_apps / "mt_instruction", form)
     try:
         wait_for(lambda: job_name(run_as, job).startswith("mt1:"), 60, f"job {job} to publish")
         share = codec.decode(job_token(run_as, job), group_key=_user_key("mtpub"), jobid=job, owner="mtpub")
@@ -108,7 +109,7 @@ def _refusal_cases(work: Path) -> dict[str, tuple[Path, str]]:
 
 
 def test_instruction_refuses_foreign_and_oversize_files(
-    host_slurm: dict[str, str], run_as: Any, built_apps: Path
+    host_slurm: dict[str, str], run_as: Any, built_apps: Path, ood_site: OodSite
 ) -> None:
     work = shared_render_dir()
     cases = _refusal_cases(work)
@@ -116,7 +117,7 @@ def test_instruction_refuses_foreign_and_oversize_files(
     try:
         for i, (name, (path, _why)) in enumerate(cases.items()):
             form = forms.service_form("instruction", mt_share_audience="user", mt_file_path=str(path))
-            jobs[name] = submit(run_as, "mtpub", built_apps / "mt_instruction", form, work, f"refuse-{i}")
+            jobs[name] = submit(ood_site, "mtpub", built_apps / "mt_instruction", form)
         for name, (job, session) in jobs.items():
             wait_for(lambda s=session: "mt_share_status" in connection(s), 60, f"{name}: job {job}'s status")
             status = connection(session)["mt_share_status"]

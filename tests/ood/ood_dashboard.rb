@@ -11,6 +11,10 @@
 #                         assign the permitted params (JSON object), BatchConnect::Session#save
 #                         (stage, render template/*.erb in OOD's TemplateBinding, render
 #                         submit.yml.erb, submit through ood_core's Slurm adapter to sbatch).
+#   stage    APP PARAMS   the same as launch up to, not including, the submission: staging and
+#                         OOD's own job script (ood_core's batch_connect template), written to
+#                         the staged root as OOD does (job_script_content.sh), for tests that
+#                         run a job outside Slurm.
 #   sessions              what SessionsController#index does: Session.all, update_cache_completed!,
 #                         each card's status from the adapter's real squeue, its connection, and
 #                         its body rendered by OOD's connections/_custom.html.erb (view ERB in the
@@ -37,6 +41,7 @@ require "json"
 require "optparse"
 require "pathname"
 require "logger"
+require "securerandom"
 
 module OodDashboardRunner
   module_function
@@ -168,19 +173,48 @@ module OodDashboardRunner
     { "id" => attr.id.to_s, "error" => "#{e.class}: #{e.message}" }
   end
 
-  def launch(name, params_file)
-    app = app_for(name)
-    return { "ok" => false, "errors" => ["app invalid: #{app.validation_reason}"] } unless app.valid?
-
+  # The controller's part of a launch: the app's context with the permitted form params.
+  def context_for(app, params_file)
     ctx = app.build_session_context
     params = JSON.parse(File.read(params_file))
     permitted = params.slice(*ctx.attributes.keys.map(&:to_s))
     ctx.attributes = permitted
+    [ctx, params.keys - permitted.keys, app.clusters.empty? ? nil : app.clusters.first.job_config[:adapter]]
+  end
+
+  def launch(name, params_file)
+    app = app_for(name)
+    return { "ok" => false, "errors" => ["app invalid: #{app.validation_reason}"] } unless app.valid?
+
+    ctx, ignored, format = context_for(app, params_file)
     session = BatchConnect::Session.new
-    format = app.clusters.empty? ? nil : app.clusters.first.job_config[:adapter]
     ok = session.save(app: app, context: ctx, format: format)
-    { "ok" => ok, "errors" => session.errors.full_messages, "ignored_params" => params.keys - permitted.keys,
+    { "ok" => ok, "errors" => session.errors.full_messages, "ignored_params" => ignored,
       "session_id" => session.id, "job_id" => session.job_id, "staged_root" => (ok ? session.staged_root.to_s : nil) }
+  end
+
+  # Session#save's own steps without its last one (adapter.submit).
+  def stage(name, params_file)
+    app = app_for(name)
+    return { "ok" => false, "errors" => ["app invalid: #{app.validation_reason}"] } unless app.valid?
+
+    ctx, ignored, format = context_for(app, params_file)
+    session = BatchConnect::Session.new
+    session.id = SecureRandom.uuid
+    session.token = app.token
+    session.title = app.title
+    session.created_at = Time.now.to_i
+    session.cluster_id = ctx.try(:cluster).to_s
+    opts = app.submit_opts(ctx, fmt: format, staged_root: session.staged_root).to_h.deep_symbolize_keys
+    ok = session.stage(app.root.join("template"), context: ctx)
+    result = { "ok" => ok, "errors" => session.errors.full_messages, "ignored_params" => ignored,
+               "session_id" => session.id, "staged_root" => session.staged_root.to_s }
+    return result unless ok
+
+    content = session.script_content(opts.fetch(:batch_connect, {}))
+    session.job_script_content_file.write(content)
+    result.merge("job_script" => session.job_script_content_file.to_s,
+                 "native" => Array(opts.dig(:script, :native)).map(&:to_s))
   end
 
   # The locals and the one helper _custom.html.erb uses; render(partial:) stands in for
@@ -224,6 +258,7 @@ module OodDashboardRunner
     result = case command
              when "form" then form(args.fetch(0))
              when "launch" then launch(args.fetch(0), args.fetch(1))
+             when "stage" then stage(args.fetch(0), args.fetch(1))
              when "sessions" then sessions(dashboard)
              else abort("unknown command #{command.inspect}")
              end

@@ -1,0 +1,192 @@
+"""A test Open OnDemand site on this machine, driven by OOD's OWN dashboard code.
+
+`tests/ood/ood_dashboard.rb` loads the real dashboard (``OOD_MT_OOD_SOURCE``, default
+``../shared/ood``) for one OOD version and runs a command as a Unix user: render a form,
+stage, launch through ``Session#save`` (ood_core's Slurm adapter, real ``sbatch``), or read
+the sessions page (``Session.all``, the adapter's real ``squeue``, card bodies through
+``connections/_custom.html.erb``). This module gives tests a site to point it at: the
+kit's apps and initializer built by ``ood-mt build`` from the lab site file with a key
+directory of its own (keys generated at test time), a ``clusters.d`` for the host Slurm,
+the dashboard env file, and a data root per user.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import pwd
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from ood_mt import keys
+from tests.apps.site_build import build_suite, site_overrides_with_doubles
+
+REPO = Path(__file__).resolve().parents[2]
+RUNNER = REPO / "tests" / "ood" / "ood_dashboard.rb"
+# Every OOD version the kit supports, each paired with its ood_core in the runner.
+OOD_VERSIONS = ("4.2.3", "3.1.14")
+TENANT_GROUP = "mtclass"
+KEY_VERSION = 1
+
+
+def ood_source() -> Path:
+    return Path(os.environ.get("OOD_MT_OOD_SOURCE", REPO.parent / "shared" / "ood")).resolve()
+
+
+def missing_source_reason() -> Optional[str]:
+    """Why OOD's code cannot run here, or None. The tests that need it skip with this."""
+    src = ood_source()
+    wanted = [src / f"ondemand-{v}" / "apps" / "dashboard" for v in OOD_VERSIONS]
+    missing = [str(p) for p in wanted if not p.is_dir()]
+    if missing:
+        return (f"OOD's sources are not at {src} (missing {', '.join(missing)}); set OOD_MT_OOD_SOURCE to a folder "
+                "holding ondemand-<version>/, ood_core-<version>/ and ood_support-0.0.5/ (see docs/testing.md)")
+    if shutil.which("ruby") is None:
+        return "ruby is not installed (scripts/bootstrap.sh installs it)"
+    return None
+
+
+class OodError(AssertionError):
+    pass
+
+
+@dataclass
+class OodSite:
+    base: Path
+    apps: Path
+    initializer: Path
+    clusters: Path
+    env_file: Path
+    keys_dir: Path
+    master: bytes
+
+    def dataroot(self, user: str) -> Path:
+        path = self.base / "data" / user
+        if not path.exists():
+            entry = pwd.getpwnam(user)
+            path.mkdir(parents=True)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+            path.chmod(0o700)
+        return path
+
+    def run(self, user: str, version: str, *args: str, initializer: bool = True, timeout: float = 120,
+            apps_dir: Optional[Path] = None) -> Any:
+        """Run the OOD runner as USER; return its JSON. Rails' log goes to the result's
+        "_log" key so tests can read what OOD and the initializer logged. APPS_DIR replaces
+        the site's apps directory (SysRouter.base_path) for one call."""
+        log = Path(tempfile.mkstemp(prefix="ood-log-", dir=self.base / "logs")[1])
+        os.chown(log, pwd.getpwnam(user).pw_uid, -1)
+        argv = ["ruby", str(RUNNER), "--apps-dir", str(apps_dir or self.apps), "--clusters-dir", str(self.clusters),
+                "--dataroot", str(self.dataroot(user)), "--env-file", str(self.env_file), "--log", str(log)]
+        if initializer:
+            argv += ["--initializer", str(self.initializer)]
+        entry = pwd.getpwnam(user)
+        env = {"HOME": entry.pw_dir, "USER": user, "LOGNAME": user, "LANG": "C.UTF-8",
+               "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "OOD_MT_OOD_SOURCE": str(ood_source()),
+               "OOD_MT_OOD_VERSION": version}
+        done = subprocess.run(["runuser", "-u", user, "--", *argv, *args], capture_output=True, text=True,
+                              env=env, cwd="/", timeout=timeout, check=False)
+        log_text = log.read_text(errors="replace")
+        log.unlink()
+        if done.returncode != 0:
+            raise OodError(f"OOD {version} as {user}: {' '.join(args)} failed ({done.returncode}):\n"
+                           f"{done.stderr}\n{log_text}")
+        result = json.loads(done.stdout)
+        if isinstance(result, dict):
+            result["_log"] = log_text
+        return {"sessions": result, "_log": log_text} if isinstance(result, list) else result
+
+    def _params_file(self, params: dict[str, Any]) -> Path:
+        path = self.base / "params" / f"{secrets.token_hex(6)}.json"
+        path.write_text(json.dumps(params))
+        path.chmod(0o644)
+        return path
+
+    def form(self, user: str, version: str, app: str) -> dict[str, Any]:
+        return self.run(user, version, "form", app)
+
+    def stage(self, user: str, version: str, app: str, params: dict[str, Any],
+              apps_dir: Optional[Path] = None) -> dict[str, Any]:
+        staged = self.run(user, version, "stage", app, str(self._params_file(params)), apps_dir=apps_dir)
+        if not staged["ok"]:
+            raise OodError(f"OOD {version} could not stage {app} for {user}: {staged['errors']}\n{staged['_log']}")
+        return staged
+
+    def launch(self, user: str, version: str, app: str, params: dict[str, Any],
+               apps_dir: Optional[Path] = None) -> dict[str, Any]:
+        """Session#save as USER; returns the result with job_id and staged_root (a Path)."""
+        launched = self.run(user, version, "launch", app, str(self._params_file(params)), apps_dir=apps_dir)
+        if not launched["ok"]:
+            raise OodError(f"OOD {version} could not launch {app} for {user}: {launched['errors']}\n"
+                           f"{launched['_log']}")
+        launched["staged_root"] = Path(launched["staged_root"])
+        return launched
+
+    def sessions(self, user: str, version: str) -> list[dict[str, Any]]:
+        return self.run(user, version, "sessions")["sessions"]
+
+
+def make_site(base: Path, overrides: Optional[dict[str, Any]] = None) -> OodSite:
+    """Build the site in BASE (readable by the lab users): keys for the tenant group
+    (root:<group> 0750/0440, as the keys role installs them), the apps and initializer
+    from `ood-mt build`, clusters.d and the env file."""
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)
+    master = os.urandom(32)
+    keys_dir = base / "keys"
+    group_dir = keys_dir / TENANT_GROUP
+    group_dir.mkdir(parents=True)
+    keys_dir.chmod(0o755)
+    gid = grp.getgrnam(TENANT_GROUP).gr_gid
+    os.chown(group_dir, 0, gid)
+    group_dir.chmod(0o750)
+    for name, text in ((f"v{KEY_VERSION}.key", keys.derive_group_key(master, TENANT_GROUP, KEY_VERSION).hex() + "\n"),
+                       ("current", f"{KEY_VERSION}\n")):
+        path = group_dir / name
+        path.write_text(text)
+        os.chown(path, 0, gid)
+        path.chmod(0o440)
+    settings = {"keys": {"dir": str(keys_dir)}, **_with_doubles(overrides)}
+    apps = build_suite(base, settings)
+    clusters = base / "clusters.d"
+    clusters.mkdir()
+    # The lab site's cluster id; no `cluster:` in job:, so sbatch gets no -M (one cluster here).
+    (clusters / "lab.yml").write_text('---\nv2:\n  metadata:\n    title: "Host Slurm"\n  login:\n    host: "localhost"\n'
+                                      '  job:\n    adapter: "slurm"\n    bin: "/usr/bin"\n')
+    env_file = base / "dashboard.env"
+    env_file.write_text("MULTITENANT_ENABLE=true\n")
+    for sub in ("logs", "params"):
+        (base / sub).mkdir()
+    (base / "logs").chmod(0o1777)
+    (base / "params").chmod(0o755)
+    (base / "data").mkdir()
+    (base / "data").chmod(0o755)
+    for path in [clusters, *clusters.iterdir(), env_file]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return OodSite(base=base, apps=apps, initializer=base / "build" / "initializer" / "ood_multitenant.rb",
+                   clusters=clusters, env_file=env_file, keys_dir=keys_dir, master=master)
+
+
+def _with_doubles(overrides: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """The doubles for programs the lab cannot install, plus the caller's overrides."""
+    merged = site_overrides_with_doubles()
+    for key, value in (overrides or {}).items():
+        merged[key] = value
+    return merged
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, evidence: Callable[[], str] = lambda: "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}\n{evidence()}")

@@ -115,7 +115,7 @@ def run_as() -> RunAs:
 
 
 @pytest.fixture(scope="session")
-def ood_site() -> "Iterator[OodSite]":
+def ood_site() -> Iterator[OodSite]:
     """A test OOD site run by OOD's own dashboard code (tests/ood/oodsite.py); skipped, with
     the reason, when OOD's sources or root are not available."""
     import shutil

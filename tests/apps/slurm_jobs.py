@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
-import shlex
 import tempfile
 import time
 from pathlib import Path

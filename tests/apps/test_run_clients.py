@@ -1,10 +1,13 @@
-"""Client apps at run time: each client job (before.sh + script.sh, as `ood-mt build` ships
-them) started with an LLM share and a database share (PostgreSQL, MariaDB) chosen through
-tests/harness/ood_job_harness.rb's MultiTenantHarness (a stand-in for the initializer).
+"""Client apps at run time: each client, as `ood-mt build` ships it, launched by OOD's own
+code as mtrecv (form, Session#save, ood_core's Slurm adapter) on the real Slurm, with an LLM
+share and a database share (PostgreSQL, MariaDB) chosen in the form. The shares are real:
+jobs of mtpub published them with the kit's bash library, and the kit's initializer, loaded
+into OOD, verified them and answers the form's choice.
 
 The client programs (jupyter, cloudbeaver, code-server, the Gradio python) are replaced by
 tests/apps/doubles/client_command_test_double, which records what it was started with;
-the job scripts, bash and python3 that write the settings files are real."""
+OOD's job script, the kit's before.sh/script.sh, bash and python3 that write the settings
+files are real."""
 
 from __future__ import annotations
 
@@ -12,14 +15,17 @@ import base64
 import json
 import secrets
 import stat
+import subprocess
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
 from tests.apps import forms
-from tests.apps.before_run import run_client_job
-from tests.apps.ood_harness import stage
+from tests.apps.slurm_jobs import connection, submit, wait_for
+from tests.ood.oodsite import OodSite, publish
+
+pytestmark = pytest.mark.slurm
 
 PASSWORD = "pw-" + secrets.token_hex(12)
 LLM = {"host": "node7", "port": "41234", "api_url": "http://node7:41234", "model": "qwen2.5-coder:1.5b",
@@ -34,27 +40,40 @@ DB_VARS = {
     "postgresql": ["PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGPASSWORD"],
     "mariadb": ["MYSQL_HOST", "MYSQL_TCP_PORT", "MYSQL_DATABASE", "MYSQL_USER", "MYSQL_PWD"],
 }
+RECORD = "client_test_double_record.json"
 
 
-def _shares(db_engine: str | None, llm: dict[str, str]) -> dict[str, Any]:
-    shares: dict[str, Any] = {"201": {"label": "LLM from mtpub (job 201)", "app": "llm", "preset": "api",
-                                      "owner": "mtpub", "group": "mtclass", "mode": "form", "conn": llm}}
-    if db_engine:
-        shares["202"] = {"label": f"{db_engine} from mtpub (job 202)", "app": "database", "preset": "connection",
-                         "owner": "mtpub", "group": "mtclass", "mode": "form", "conn": DATABASES[db_engine]}
-    return shares
+@pytest.fixture(scope="module")
+def shares(ood_site: OodSite, host_slurm: dict[str, str]) -> Iterator[dict[str, str]]:
+    """Real shares of mtpub for mtclass: {"llm", "llm_no_model", "postgresql", "mariadb"} -> job id."""
+    jobs: dict[str, str] = {}
+    try:
+        jobs["llm"] = publish(ood_site, "mtpub", app="llm", conn=LLM, preset="api")
+        jobs["llm_no_model"] = publish(ood_site, "mtpub", app="llm", preset="api",
+                                       conn={k: v for k, v in LLM.items() if k != "model"})
+        for engine, conn in DATABASES.items():
+            jobs[engine] = publish(ood_site, "mtpub", app="database", conn=conn, preset="connection")
+        yield jobs
+    finally:
+        if jobs:
+            subprocess.run(["scancel", *jobs.values()], check=False)
 
 
-def _run(built_apps: Path, tmp_path: Path, kind: str, form: dict[str, str],
-         db_engine: str | None, llm: dict[str, str] = LLM) -> tuple[dict[str, Any], Path, str]:
-    staged = stage(built_apps / f"mt_{kind}", forms.client_form(kind, **form), tmp_path / "sessions", kind,
-                   _shares(db_engine, llm))
-    session = Path(staged["session_dir"])
-    record = tmp_path / "record.json"
-    done = run_client_job(session, record)
-    assert done.returncode == 0, f"{kind}: the job failed: {done.stderr}"
-    assert record.exists(), f"{kind}: the client program was not started: {done.stdout}{done.stderr}"
-    return json.loads(record.read_text()), session, done.stdout + done.stderr
+def _run(ood_site: OodSite, built_apps: Path, kind: str, form: dict[str, str]) -> tuple[dict[str, Any], Path, str]:
+    """Launch client KIND as mtrecv through OOD, wait for the job to end; return (what the
+    client program was started with, the staged root, the job output)."""
+    job, session = submit(ood_site, "mtrecv", built_apps / f"mt_{kind}", forms.client_form(kind, **form))
+    wait_for(lambda: job_state_any(job) == "", 90, f"{kind} client job {job} to end")
+    output = (session / "output.log").read_text()
+    record = session / RECORD
+    assert record.exists(), f"{kind}: the client program was not started (job {job}):\n{output}"
+    assert "Permission denied" not in output, output
+    return json.loads(record.read_text()), session, output
+
+
+def job_state_any(job: str) -> str:
+    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True,
+                          check=False).stdout.strip()
 
 
 def _assert_secret_kept(session: Path, output: str) -> None:
@@ -72,9 +91,11 @@ def _assert_secret_kept(session: Path, output: str) -> None:
     assert stat.S_IMODE(session.stat().st_mode) == 0o700
 
 
-def test_jupyter_with_llm_and_postgresql(built_apps: Path, tmp_path: Path) -> None:
-    rec, session, out = _run(built_apps, tmp_path, "jupyter", {"mt_llm_share": "201", "mt_database_share": "202"},
-                             "postgresql")
+def test_jupyter_with_llm_and_postgresql(
+    built_apps: Path, ood_site: OodSite, shares: dict[str, str]
+) -> None:
+    rec, session, out = _run(ood_site, built_apps, "jupyter",
+                             {"mt_llm_share": shares["llm"], "mt_database_share": shares["postgresql"]})
     env = rec["env"]
     assert env["OLLAMA_HOST"] == "http://node7:41234"
     assert [env[v] for v in DB_VARS["postgresql"]] == ["node8", "45432", "shared", "guest", PASSWORD]
@@ -84,9 +105,11 @@ def test_jupyter_with_llm_and_postgresql(built_apps: Path, tmp_path: Path) -> No
     _assert_secret_kept(session, out)
 
 
-def test_jupyter_with_mariadb_writes_a_private_option_file(built_apps: Path, tmp_path: Path) -> None:
-    rec, session, out = _run(built_apps, tmp_path, "jupyter", {"mt_llm_share": "", "mt_database_share": "202"},
-                             "mariadb")
+def test_jupyter_with_mariadb_writes_a_private_option_file(
+    built_apps: Path, ood_site: OodSite, shares: dict[str, str]
+) -> None:
+    rec, session, out = _run(ood_site, built_apps, "jupyter",
+                             {"mt_llm_share": "", "mt_database_share": shares["mariadb"]})
     env = rec["env"]
     assert [env[v] for v in DB_VARS["mariadb"]] == ["node9", "43306", "shared", "guest", PASSWORD]
     assert not any(v in env for v in DB_VARS["postgresql"])
@@ -101,28 +124,33 @@ def test_jupyter_with_mariadb_writes_a_private_option_file(built_apps: Path, tmp
     _assert_secret_kept(session, out)
 
 
-def test_gradio_gets_api_and_model_from_the_share(built_apps: Path, tmp_path: Path) -> None:
-    rec, session, out = _run(built_apps, tmp_path, "gradio", {"mt_llm_share": "201"}, None)
+def test_gradio_gets_api_and_model_from_the_share(
+    built_apps: Path, ood_site: OodSite, shares: dict[str, str]
+) -> None:
+    rec, session, out = _run(ood_site, built_apps, "gradio", {"mt_llm_share": shares["llm"]})
     assert "using the shared LLM at http://node7:41234 (model qwen2.5-coder:1.5b)" in out
     env = rec["env"]
     assert (env["MT_LLM_API_URL"], env["MT_LLM_MODEL"]) == ("http://node7:41234", "qwen2.5-coder:1.5b")
     chat = (Path(rec["cwd"]) / rec["argv"][1]).resolve()
     assert chat == (session / "mt_gradio_chat.py").resolve() and chat.is_file()
-    assert env["MT_GRADIO_ROOT_PATH"] == "/rnode/node-test-double/4711"
+    mine = connection(session)
+    assert env["MT_GRADIO_ROOT_PATH"] == f"/rnode/{mine['host']}/{mine['port']}"
 
 
-def test_gradio_takes_the_first_model_when_the_share_names_none(built_apps: Path, tmp_path: Path) -> None:
-    no_model = {k: v for k, v in LLM.items() if k != "model"}
-    rec, _session, _out = _run(built_apps, tmp_path, "gradio", {"mt_llm_share": "201"}, None, no_model)
+def test_gradio_takes_the_first_model_when_the_share_names_none(
+    built_apps: Path, ood_site: OodSite, shares: dict[str, str]
+) -> None:
+    rec, _session, _out = _run(ood_site, built_apps, "gradio", {"mt_llm_share": shares["llm_no_model"]})
     assert rec["env"]["MT_LLM_MODEL"] == "llama3.2:1b"
 
 
 @pytest.mark.parametrize("engine", sorted(DATABASES))
-def test_cloudbeaver_data_source_describes_the_share(built_apps: Path, tmp_path: Path, engine: str) -> None:
-    rec, session, out = _run(built_apps, tmp_path, "cloudbeaver", {"mt_database_share": "202"}, engine)
+def test_cloudbeaver_data_source_describes_the_share(built_apps: Path, ood_site: OodSite, shares: dict[str, str],
+                                                     engine: str) -> None:
+    rec, session, out = _run(ood_site, built_apps, "cloudbeaver", {"mt_database_share": shares[engine]})
     workspace = session / "workspace"
     assert rec["env"]["CLOUDBEAVER_WORKSPACE_LOCATION"] == str(workspace)
-    assert rec["env"]["CLOUDBEAVER_WEB_SERVER_PORT"] == "4711"
+    assert rec["env"]["CLOUDBEAVER_WEB_SERVER_PORT"] == connection(session)["port"]
     sources = workspace / "GlobalConfiguration" / ".dbeaver" / "data-sources.json"
     assert stat.S_IMODE(sources.stat().st_mode) == 0o600
     doc = json.loads(sources.read_text())
@@ -136,8 +164,10 @@ def test_cloudbeaver_data_source_describes_the_share(built_apps: Path, tmp_path:
     _assert_secret_kept(session, out)
 
 
-def test_codeserver_sets_cline_and_continue_to_the_shared_ollama(built_apps: Path, tmp_path: Path) -> None:
-    rec, session, out = _run(built_apps, tmp_path, "codeserver", {"mt_llm_share": "201"}, None)
+def test_codeserver_sets_cline_and_continue_to_the_shared_ollama(
+    built_apps: Path, ood_site: OodSite, shares: dict[str, str]
+) -> None:
+    rec, session, out = _run(ood_site, built_apps, "codeserver", {"mt_llm_share": shares["llm"]})
     settings_file = session / "code-server" / "User" / "settings.json"
     continue_file = session / "continue" / "config.json"
     assert json.loads(settings_file.read_text()) == {
@@ -163,9 +193,9 @@ GUIDANCE = {
 
 
 @pytest.mark.parametrize("kind", sorted(GUIDANCE))
-def test_clients_start_without_a_share_and_say_how_to_get_one(built_apps: Path, tmp_path: Path, kind: str) -> None:
+def test_clients_start_without_a_share_and_say_how_to_get_one(built_apps: Path, ood_site: OodSite, kind: str) -> None:
     form = dict.fromkeys(forms.CLIENT_FORMS[kind], "")
-    rec, session, out = _run(built_apps, tmp_path, kind, form, "postgresql")
+    rec, session, out = _run(ood_site, built_apps, kind, form)
     for words in GUIDANCE[kind]:
         assert words in out, f"{kind}: the job does not say {words!r}: {out}"
     assert "ask a publisher to share" in out

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from tests.apps import forms
-from tests.ood.oodsite import OodSite
 from tests.apps.slurm_jobs import connection, job_state, render_service, shared_render_dir, submit, wait_for
+from tests.ood.oodsite import OodSite
 
 pytestmark = pytest.mark.slurm
 
@@ -25,7 +25,9 @@ CLIENTS = {
 
 
 @pytest.mark.parametrize("engine", ["postgresql:15", "mariadb:10.11"])
-def test_database_job_shares_and_keeps_data(host_slurm: dict[str, str], run_as: Any, ood_site: OodSite, engine: str) -> None:
+def test_database_job_shares_and_keeps_data(
+    host_slurm: dict[str, str], run_as: Any, ood_site: OodSite, engine: str
+) -> None:
     name = engine.split(":")[0]
     work = shared_render_dir()
     instance = "t" + secrets.token_hex(4)

@@ -17,8 +17,8 @@ import pytest
 
 from ood_mt import codec
 from tests.apps import forms
-from tests.ood.oodsite import OodSite
 from tests.apps.slurm_jobs import connection, job_name, job_state, job_token, shared_render_dir, submit, wait_for
+from tests.ood.oodsite import OodSite
 
 pytestmark = pytest.mark.slurm
 

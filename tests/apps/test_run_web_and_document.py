@@ -20,8 +20,8 @@ import pytest
 
 from ood_mt import codec
 from tests.apps import forms
-from tests.ood.oodsite import OodSite
 from tests.apps.slurm_jobs import connection, job_name, job_state, job_token, shared_render_dir, submit, wait_for
+from tests.ood.oodsite import OodSite
 
 pytestmark = pytest.mark.slurm
 
@@ -35,7 +35,9 @@ def _stop(run_as: Any, job: str) -> None:
     wait_for(lambda: job_state(run_as, job) == "", 60, f"job {job} to end")
 
 
-def test_dashboard_command_is_shared_as_a_web_link(host_slurm: dict[str, str], run_as: Any, built_apps: Path, ood_site: OodSite) -> None:
+def test_dashboard_command_is_shared_as_a_web_link(
+    host_slurm: dict[str, str], run_as: Any, built_apps: Path, ood_site: OodSite
+) -> None:
     work = shared_render_dir()
     site_dir = work / "site"
     site_dir.mkdir(mode=0o755)
@@ -70,7 +72,9 @@ def _publisher_file(path: Path, data: bytes) -> Path:
     return path
 
 
-def test_instruction_shares_the_publishers_markdown(host_slurm: dict[str, str], run_as: Any, built_apps: Path, ood_site: OodSite) -> None:
+def test_instruction_shares_the_publishers_markdown(
+    host_slurm: dict[str, str], run_as: Any, built_apps: Path, ood_site: OodSite
+) -> None:
     work = shared_render_dir()
     text = "# Übung 1\n\n- read `notes`\n- <b>escaped</b> later by the card\n"
     doc = _publisher_file(work / "lesson.md", text.encode())
@@ -115,7 +119,7 @@ def test_instruction_refuses_foreign_and_oversize_files(
     cases = _refusal_cases(work)
     jobs: dict[str, tuple[str, Path]] = {}
     try:
-        for i, (name, (path, _why)) in enumerate(cases.items()):
+        for name, (path, _why) in cases.items():
             form = forms.service_form("instruction", mt_share_audience="user", mt_file_path=str(path))
             jobs[name] = submit(ood_site, "mtpub", built_apps / "mt_instruction", form)
         for name, (job, session) in jobs.items():

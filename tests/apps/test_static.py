@@ -1,6 +1,6 @@
-"""Rendered apps: manifests, forms and submit files under real Ruby ERB, scripts under
-bash -n and shellcheck, views for every preset. OOD itself is replaced by the harness in
-tests/harness/ood_job_harness.rb (named so); everything else is real."""
+"""Built apps: manifests; forms, staging (submit.yml.erb, template ERBs) and card views
+through OOD's own dashboard code (tests/apps/ood_app.py, both for the default OOD version);
+staged scripts under bash -n and shellcheck; views for every preset."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ import yaml
 
 from tests.apps import forms
 from tests.apps.app_render import CLIENT_KINDS, SERVICE_KINDS
-from tests.apps.ood_harness import HOSTILE, render_form, render_view, stage
+from tests.apps.ood_app import HOSTILE, form_attributes, render_view
+from tests.ood.oodsite import OodSite
 
 MANIFEST_KEYS = {"name", "category", "subcategory", "role", "description"}
-LLM_SHARE = {"101": {"label": "LLM from mtpub (job 101)", "app": "llm", "preset": "api", "owner": "mtpub",
-                     "group": "mtclass", "mode": "form",
-                     "conn": {"host": "node1", "port": "4000", "api_url": "http://node1:4000", "model": "m"}}}
+# OOD's job script and ood_core's helpers, staged next to the kit's files: not the kit's to lint.
+OOD_STAGED_FILES = {"job_script_content.sh", "ood_core_helpers.sh"}
 
 
 def test_every_app_is_rendered(rendered_apps: dict[str, Path]) -> None:
@@ -36,59 +36,69 @@ def test_manifests_have_the_ood_keys(rendered_apps: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize("with_initializer", [False, True])
-def test_forms_render_under_ruby_erb_and_parse_as_yaml(
-    rendered_apps: dict[str, Path], tmp_path: Path, with_initializer: bool
-) -> None:
-    for name, app in rendered_apps.items():
-        if not (app / "form.yml.erb").exists():
-            continue
-        text = render_form(app, LLM_SHARE if with_initializer else None, tmp_path)
-        form = yaml.safe_load(text)
-        assert form["cluster"] == "lab", name
-        for field in form["form"]:
-            assert field in form["attributes"] or field.startswith("bc_"), f"{name}: {field} has no attributes"
-        if name in ("mt_jupyter", "mt_gradio", "mt_codeserver"):
-            share_select = form["attributes"]["mt_llm_share"]
+def test_forms_render_in_ood(built_apps: Path, ood_site: OodSite, with_initializer: bool) -> None:
+    """Every form as OOD builds it; with the kit's initializer loaded (and no share
+    published, or no Slurm at all) or without it, client forms still offer "(none)"."""
+    for app in sorted(p for p in built_apps.iterdir() if (p / "form.yml.erb").exists()):
+        user = "mtrecv" if app.name in (f"mt_{k}" for k in CLIENT_KINDS) else "mtpub"
+        attrs = form_attributes(ood_site, app, user=user, initializer=with_initializer)
+        assert attrs["cluster"]["value"] == "lab", app.name
+        if app.name in ("mt_jupyter", "mt_gradio", "mt_codeserver"):
+            share_select = attrs["mt_llm_share"]
             assert share_select["options"][0] == ["(none)", ""]
-            if with_initializer:
-                assert ["LLM from mtpub (job 101)", "101"] in share_select["options"]
-            else:
+            if not with_initializer:
                 assert len(share_select["options"]) == 1
                 assert "Ask the publisher" in share_select["help"]
 
 
-def test_services_offer_their_presets(rendered_apps: dict[str, Path]) -> None:
+def test_services_offer_their_presets(built_apps: Path, ood_site: OodSite) -> None:
     expected = {"llm": ["api", "codegen", "debug"], "database": ["connection", "jdbc", "debug"],
                 "dashboard": ["weblink", "debug"], "instruction": ["document", "debug"]}
     for kind, presets in expected.items():
-        form = yaml.safe_load(render_form(rendered_apps[f"mt_{kind}"]))
-        assert [v for _label, v in form["attributes"]["mt_share_preset"]["options"]] == presets
+        attrs = form_attributes(ood_site, built_apps / f"mt_{kind}")
+        assert [v for _label, v in attrs["mt_share_preset"]["options"]] == presets
 
 
-def _staged_sessions(rendered_apps: dict[str, Path], root: Path) -> list[tuple[str, dict]]:
+def _staged_sessions(built_apps: Path, ood_site: OodSite) -> list[tuple[str, Path, list[str]]]:
+    """(app, staged root, sbatch native args) of every service (hostile text in every free
+    field) and client (a share id chosen that no job carries), staged by OOD."""
     sessions = []
     for kind in SERVICE_KINDS:
         form = forms.service_form(kind, **{f: HOSTILE for f in forms.TEXT_FIELDS[kind]})
-        sessions.append((f"mt_{kind}", stage(rendered_apps[f"mt_{kind}"], form, root, f"s-{kind}")))
+        staged = ood_site.stage("mtpub", "4.2.3", f"mt_{kind}", form, apps_dir=built_apps)
+        sessions.append((f"mt_{kind}", Path(staged["staged_root"]), staged["native"]))
     for kind in CLIENT_KINDS:
         form = forms.client_form(kind, **{k: "101" for k in forms.CLIENT_FORMS[kind]})
-        sessions.append((f"mt_{kind}", stage(rendered_apps[f"mt_{kind}"], form, root, f"c-{kind}", LLM_SHARE)))
+        staged = ood_site.stage("mtrecv", "4.2.3", f"mt_{kind}", form, apps_dir=built_apps)
+        sessions.append((f"mt_{kind}", Path(staged["staged_root"]), staged["native"]))
     return sessions
 
 
-def test_submit_files_render_with_wckey_and_signal(rendered_apps: dict[str, Path], tmp_path: Path) -> None:
-    for name, staged in _staged_sessions(rendered_apps, tmp_path):
-        native = staged["native"]
+@pytest.fixture(scope="module")
+def staged_sessions(built_apps: Path, ood_site: OodSite) -> list[tuple[str, Path, list[str]]]:
+    return _staged_sessions(built_apps, ood_site)
+
+
+def test_submit_files_render_with_wckey_and_signal(staged_sessions: list[tuple[str, Path, list[str]]]) -> None:
+    for name, _root, native in staged_sessions:
         assert "--cpus-per-task=1" in native and "--mem=1G" in native, name
         if name in (f"mt_{k}" for k in SERVICE_KINDS):
             assert "--wckey=multitenant" in native, name
         assert ("--signal=B:TERM@120" in native) == (name == "mt_database"), name
 
 
-def test_every_rendered_script_passes_bash_n_and_shellcheck(rendered_apps: dict[str, Path], tmp_path: Path) -> None:
+def test_staged_script_sh_is_executable(staged_sessions: list[tuple[str, Path, list[str]]]) -> None:
+    """OOD gives each rendered file its .erb's mode; the job runs ./script.sh directly."""
+    for name, root, _native in staged_sessions:
+        assert (root / "script.sh").stat().st_mode & 0o100, f"{name}: staged script.sh is not executable"
+
+
+def test_every_rendered_script_passes_bash_n_and_shellcheck(
+    staged_sessions: list[tuple[str, Path, list[str]]]
+) -> None:
     scripts = []
-    for _name, staged in _staged_sessions(rendered_apps, tmp_path):
-        scripts += sorted(Path(staged["session_dir"]).glob("*.sh"))
+    for _name, root, _native in staged_sessions:
+        scripts += sorted(p for p in root.glob("*.sh") if p.name not in OOD_STAGED_FILES)
     assert len(scripts) >= 4 * 5 + 4 * 2
     for script in scripts:
         subprocess.run(["bash", "-n", str(script)], check=True)
@@ -96,11 +106,11 @@ def test_every_rendered_script_passes_bash_n_and_shellcheck(rendered_apps: dict[
     assert result.returncode == 0, result.stdout
 
 
-def test_hostile_values_stay_base64_in_rendered_scripts(rendered_apps: dict[str, Path], tmp_path: Path) -> None:
-    for _name, staged in _staged_sessions(rendered_apps, tmp_path):
-        before = (Path(staged["session_dir"]) / "before.sh").read_text()
-        assert "CANARY" not in before
-    assert base64.b64encode(HOSTILE.encode()).decode() in (tmp_path / "s-llm" / "before.sh").read_text()
+def test_hostile_values_stay_base64_in_rendered_scripts(staged_sessions: list[tuple[str, Path, list[str]]]) -> None:
+    for _name, root, _native in staged_sessions:
+        assert "CANARY" not in (root / "before.sh").read_text()
+    llm_root = next(root for name, root, _native in staged_sessions if name == "mt_llm")
+    assert base64.b64encode(HOSTILE.encode()).decode() in (llm_root / "before.sh").read_text()
 
 
 PRESET_CONNECTIONS = {
@@ -121,32 +131,32 @@ def _hostile(conn: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("preset", sorted(PRESET_CONNECTIONS))
-def test_default_view_renders_every_preset_escaped(rendered_apps: dict[str, Path], tmp_path: Path, preset: str) -> None:
-    view = rendered_apps["mt_delivery_default"] / "view.html.erb"
-    html = render_view(view, {**_hostile(PRESET_CONNECTIONS[preset]), "mt_preset": preset}, tmp_path)
+def test_default_view_renders_every_preset_escaped(built_apps: Path, ood_site: OodSite, preset: str) -> None:
+    view = built_apps / "mt_delivery_default"
+    html = render_view(ood_site, view, {**_hostile(PRESET_CONNECTIONS[preset]), "mt_preset": preset})
     assert "<script>" not in html
     assert "&lt;script&gt;" in html or "%3Cscript%3E" in html
     assert "does not know" not in html
     assert "\n    " not in html, "4-space indentation would become a Markdown code block"
 
 
-def test_default_view_buttons(rendered_apps: dict[str, Path], tmp_path: Path) -> None:
-    view = rendered_apps["mt_delivery_default"] / "view.html.erb"
-    api = render_view(view, {**PRESET_CONNECTIONS["api"], "mt_preset": "api"}, tmp_path)
+def test_default_view_buttons(built_apps: Path, ood_site: OodSite) -> None:
+    view = built_apps / "mt_delivery_default"
+    api = render_view(ood_site, view, {**PRESET_CONNECTIONS["api"], "mt_preset": "api"})
     assert "/batch_connect/sys/mt_jupyter/session_contexts/new" in api
     assert 'ollama.Client(host="http://n1:4000")' in api
-    conn = render_view(view, {**PRESET_CONNECTIONS["connection"], "mt_preset": "connection"}, tmp_path)
+    conn = render_view(ood_site, view, {**PRESET_CONNECTIONS["connection"], "mt_preset": "connection"})
     assert "/batch_connect/sys/mt_cloudbeaver/session_contexts/new" in conn
-    web = render_view(view, {**PRESET_CONNECTIONS["weblink"], "mt_preset": "weblink"}, tmp_path)
+    web = render_view(ood_site, view, {**PRESET_CONNECTIONS["weblink"], "mt_preset": "weblink"})
     assert 'action="/rnode/n1/6000/"' in web
 
 
-def test_debug_view_shows_everything_escaped_and_checks(rendered_apps: dict[str, Path], tmp_path: Path) -> None:
-    view = rendered_apps["mt_delivery_debug"] / "view.html.erb"
-    html = render_view(view, _hostile(PRESET_CONNECTIONS["connection"]), tmp_path)
+def test_debug_view_shows_everything_escaped_and_checks(built_apps: Path, ood_site: OodSite) -> None:
+    view = built_apps / "mt_delivery_debug"
+    html = render_view(ood_site, view, _hostile(PRESET_CONNECTIONS["connection"]))
     assert "&quot;jdbc_url&quot;" in html and "<script>" not in html
     assert "Checks passed: not recorded" in html
-    html = render_view(view, {"host": "n1", "mt_checks": "tag, wckey, audience"}, tmp_path)
+    html = render_view(ood_site, view, {"host": "n1", "mt_checks": "tag, wckey, audience"})
     assert "Checks passed: tag, wckey, audience" in html
 
 
@@ -155,11 +165,11 @@ def _doc(text: str, content_type: str) -> dict[str, str]:
             "content": base64.b64encode(text.encode()).decode(), "mt_preset": "document"}
 
 
-def test_readfile_view_markdown_is_safe(rendered_apps: dict[str, Path], tmp_path: Path) -> None:
-    view = rendered_apps["mt_delivery_readfile"] / "view.html.erb"
+def test_readfile_view_markdown_is_safe(built_apps: Path, ood_site: OodSite) -> None:
+    view = built_apps / "mt_delivery_readfile"
     md = ("# Title <img src=x onerror=alert(1)>\n\n- **bold** and *em* and `code`\n- [ok](https://example.org/a)\n"
           "- [bad](javascript:alert(1))\n\n```\n<script>x</script>\n\n```\nü\n")
-    html = render_view(view, _doc(md, "text/markdown"), tmp_path)
+    html = render_view(ood_site, view, _doc(md, "text/markdown"))
     assert "<h1>Title &lt;img src=x onerror=alert(1)&gt;</h1>" in html
     assert "<strong>bold</strong>" in html and "<em>em</em>" in html and "<code>code</code>" in html
     assert '<a href="https://example.org/a"' in html
@@ -170,26 +180,26 @@ def test_readfile_view_markdown_is_safe(rendered_apps: dict[str, Path], tmp_path
     assert "ü" in html
 
 
-def test_readfile_view_html_is_shown_as_text_and_size_limited(rendered_apps: dict[str, Path], tmp_path: Path) -> None:
-    view = rendered_apps["mt_delivery_readfile"] / "view.html.erb"
-    html = render_view(view, _doc("<b>hi</b><script>alert(1)</script>", "text/html"), tmp_path)
+def test_readfile_view_html_is_shown_as_text_and_size_limited(built_apps: Path, ood_site: OodSite) -> None:
+    view = built_apps / "mt_delivery_readfile"
+    html = render_view(ood_site, view, _doc("<b>hi</b><script>alert(1)</script>", "text/html"))
     assert "&lt;b&gt;hi&lt;/b&gt;" in html and "<script>" not in html
-    big = render_view(view, _doc("x" * (257 * 1024), "text/plain"), tmp_path)
+    big = render_view(ood_site, view, _doc("x" * (257 * 1024), "text/plain"))
     assert "more than this site shows" in big
 
 
 @pytest.mark.parametrize("kind", SERVICE_KINDS)
-def test_service_views_render(rendered_apps: dict[str, Path], tmp_path: Path, kind: str) -> None:
-    view = rendered_apps[f"mt_{kind}"] / "view.html.erb"
+def test_service_views_render(built_apps: Path, ood_site: OodSite, kind: str) -> None:
+    view = built_apps / f"mt_{kind}"
     conn = {"host": "n1", "port": "7000", "password": "", "db_engine": "postgresql", "db_name": "shared",
             "db_user": "guest", "instance_dir": "/home/u/db", "file_path": "/home/u/a.md",
             "mt_share_status": "shared with group <mtclass>"}
-    html = render_view(view, conn, tmp_path)
+    html = render_view(ood_site, view, conn)
     assert "Sharing: shared with group &lt;mtclass&gt;" in html
 
 
 @pytest.mark.parametrize("kind", CLIENT_KINDS)
-def test_client_views_render(rendered_apps: dict[str, Path], tmp_path: Path, kind: str) -> None:
-    html = render_view(rendered_apps[f"mt_{kind}"] / "view.html.erb",
-                       {"host": "n1", "port": "7000", "password": "p\"<x"}, tmp_path)
+def test_client_views_render(built_apps: Path, ood_site: OodSite, kind: str) -> None:
+    html = render_view(ood_site, built_apps / f"mt_{kind}",
+                       {"host": "n1", "port": "7000", "password": "p\"<x"})
     assert "/n1/7000/" in html and '"<x' not in html

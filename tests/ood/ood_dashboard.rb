@@ -15,6 +15,8 @@
 #                         OOD's own job script (ood_core's batch_connect template), written to
 #                         the staged root as OOD does (job_script_content.sh), for tests that
 #                         run a job outside Slurm.
+#   view     APP CONN     a card body for the connection CONN (JSON object): APP's view.html.erb
+#                         through _custom.html.erb, as a running session of APP renders.
 #   sessions              what SessionsController#index does: Session.all, update_cache_completed!,
 #                         each card's status from the adapter's real squeue, its connection, and
 #                         its body rendered by OOD's connections/_custom.html.erb (view ERB in the
@@ -42,6 +44,7 @@ require "optparse"
 require "pathname"
 require "logger"
 require "securerandom"
+require "ostruct"
 
 module OodDashboardRunner
   module_function
@@ -168,7 +171,7 @@ module OodDashboardRunner
 
   def attribute_json(attr)
     { "id" => attr.id.to_s, "widget" => attr.widget.to_s, "label" => attr.label.to_s,
-      "value" => attr.value, "options" => Array(attr.select_choices).map { |o| o.is_a?(Array) ? o.first(2) : o } }
+      "help" => attr.help.to_s, "value" => attr.value, "options" => Array(attr.select_choices).map { |o| o.is_a?(Array) ? o.first(2) : o } }
   rescue StandardError => e
     { "id" => attr.id.to_s, "error" => "#{e.class}: #{e.message}" }
   end
@@ -213,7 +216,12 @@ module OodDashboardRunner
 
     content = session.script_content(opts.fetch(:batch_connect, {}))
     session.job_script_content_file.write(content)
-    result.merge("job_script" => session.job_script_content_file.to_s,
+    # ood_core's own helper functions (find_port, wait_until_port_used, ...), alone, for
+    # tests that source before.sh the way the job script does.
+    helpers = session.staged_root.join("ood_core_helpers.sh")
+    template = session.script_template(opts.fetch(:batch_connect, {}).merge(work_dir: session.staged_root))
+    helpers.write(template.send(:bash_helpers))
+    result.merge("job_script" => session.job_script_content_file.to_s, "helpers" => helpers.to_s,
                  "native" => Array(opts.dig(:script, :native)).map(&:to_s))
   end
 
@@ -229,8 +237,20 @@ module OodDashboardRunner
 
   # The card body exactly as connections/_custom.html.erb renders it.
   def card_body(dashboard, session)
-    partial = dashboard.join("app", "views", "batch_connect", "sessions", "connections", "_custom.html.erb").read
-    ERB.new(partial, trim_mode: "-").result(CardView.new(session.app.session_view, session.connect).get_binding)
+    ERB.new(custom_partial(dashboard), trim_mode: "-")
+       .result(CardView.new(session.app.session_view, session.connect).get_binding)
+  end
+
+  def custom_partial(dashboard)
+    dashboard.join("app", "views", "batch_connect", "sessions", "connections", "_custom.html.erb").read
+  end
+
+  # A card body for a given connection (JSON object), the way the sessions page renders
+  # a running session of APP: APP's view through _custom.html.erb.
+  def view(dashboard, name, connection_file)
+    conn = JSON.parse(File.read(connection_file))
+    { "body" => ERB.new(custom_partial(dashboard), trim_mode: "-")
+                   .result(CardView.new(app_for(name).session_view, OpenStruct.new(conn)).get_binding) }
   end
 
   def sessions(dashboard)
@@ -259,6 +279,7 @@ module OodDashboardRunner
              when "form" then form(args.fetch(0))
              when "launch" then launch(args.fetch(0), args.fetch(1))
              when "stage" then stage(args.fetch(0), args.fetch(1))
+             when "view" then view(dashboard, args.fetch(0), args.fetch(1))
              when "sessions" then sessions(dashboard)
              else abort("unknown command #{command.inspect}")
              end

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import yaml
+
 from ood_mt import keys
 from tests.apps.site_build import build_suite, site_overrides_with_doubles
 
@@ -129,8 +131,55 @@ class OodSite:
         launched["staged_root"] = Path(launched["staged_root"])
         return launched
 
+    def view(self, user: str, version: str, app: str, connection: dict[str, Any],
+             apps_dir: Optional[Path] = None) -> str:
+        """The card body OOD renders for a running session of APP with CONNECTION."""
+        return str(self.run(user, version, "view", app, str(self._params_file(connection)), apps_dir=apps_dir,
+                            initializer=False)["body"])
+
     def sessions(self, user: str, version: str) -> list[dict[str, Any]]:
         return self.run(user, version, "sessions")["sessions"]
+
+
+MT_SHARE = REPO / "cookiecutter-mt-app" / "templates" / "mt_share.sh"
+
+
+def publish(site: OodSite, user: str, *, app: str, conn: dict[str, str], preset: str = "debug", mode: str = "form",
+            title: str = "Test share", group: str = TENANT_GROUP, timeout: float = 90) -> str:
+    """Submit a job of USER that publishes a share with the kit's own bash library
+    (mt_share.sh, as every service's after.sh does) and then sleeps; return its id once
+    the share is in the job name. The connection values are the test's choice: a service
+    the lab cannot run, or a hostile publisher. Values reach the script base64-encoded."""
+    import base64
+
+    def b64(value: str) -> str:
+        return base64.b64encode(value.encode()).decode()
+
+    conns = " ".join(f'--conn "{key}=$(printf %s {b64(value)} | base64 -d)"' for key, value in conn.items())
+    script = "\n".join([
+        "#!/bin/bash",
+        "set -euo pipefail",
+        f"source {site.base}/mt_share.sh",
+        f'mt_publish --app {app} --title "$(printf %s {b64(title)} | base64 -d)" --preset {preset} --mode {mode} '
+        f"--delivery sys/mt_delivery_debug --audience group --group {group} --key-dir {site.keys_dir} {conns}",
+        "exec sleep 1200",
+        "",
+    ])
+    work = site.base / "publishers"
+    argv = ["runuser", "-u", user, "--", "sbatch", "--parsable", "--wckey=multitenant", "-J", "mt-test",
+            f"--chdir={work}", f"--output={work}/slurm-%j.out"]
+    done = subprocess.run(argv, input=script, capture_output=True, text=True, check=False,
+                          env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+    assert done.returncode == 0, f"sbatch as {user}: {done.stderr}"
+    job = done.stdout.strip().split(";")[0]
+
+    def published() -> bool:
+        name = subprocess.run(["squeue", "-h", "-j", job, "-o", "%j"], capture_output=True, text=True, check=False)
+        return name.stdout.startswith("mt1:")
+
+    wait_for(published, timeout, f"job {job} of {user} to publish",
+             lambda: (work / f"slurm-{job}.out").read_text() if (work / f"slurm-{job}.out").exists() else "")
+    return job
 
 
 def make_site(base: Path, overrides: Optional[dict[str, Any]] = None) -> OodSite:
@@ -158,13 +207,17 @@ def make_site(base: Path, overrides: Optional[dict[str, Any]] = None) -> OodSite
     clusters = base / "clusters.d"
     clusters.mkdir()
     # The lab site's cluster id; no `cluster:` in job:, so sbatch gets no -M (one cluster here).
-    (clusters / "lab.yml").write_text('---\nv2:\n  metadata:\n    title: "Host Slurm"\n  login:\n    host: "localhost"\n'
-                                      '  job:\n    adapter: "slurm"\n    bin: "/usr/bin"\n')
+    (clusters / "lab.yml").write_text(yaml.safe_dump({"v2": {
+        "metadata": {"title": "Host Slurm"}, "login": {"host": "localhost"},
+        "job": {"adapter": "slurm", "bin": "/usr/bin"}}}))
     env_file = base / "dashboard.env"
     env_file.write_text("MULTITENANT_ENABLE=true\n")
-    for sub in ("logs", "params"):
+    for sub in ("logs", "params", "publishers"):
         (base / sub).mkdir()
     (base / "logs").chmod(0o1777)
+    (base / "publishers").chmod(0o1777)
+    shutil.copy(MT_SHARE, base / "mt_share.sh")
+    (base / "mt_share.sh").chmod(0o644)
     (base / "params").chmod(0o755)
     (base / "data").mkdir()
     (base / "data").chmod(0o755)

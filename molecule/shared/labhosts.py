@@ -15,7 +15,11 @@ import testinfra
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[2]))
 PREFIX = os.environ.get("OOD_MT_LAB_PREFIX", "ood-mt-mol")
 BUILD = REPO / "build" / "lab"
-HARNESS_DIR = "/opt/ood-mt-harness"
+# OOD's own code and the test runner that loads it (tests/ood/ood_dashboard.rb), copied in
+# by install_ood_runner; never part of the kit.
+OOD_TEST_DIR = "/opt/ood-mt-test"
+OOD_SOURCE = Path(os.environ.get("OOD_MT_OOD_SOURCE", REPO.parent / "shared" / "ood"))
+OOD_VERSION = os.environ.get("OOD_MT_OOD_VERSION", "4.2.3")
 INITIALIZER = "/etc/ood/config/apps/dashboard/initializers/ood_multitenant.rb"
 APPS_DIR = "/var/www/ood/apps/sys"
 WCKEY = "multitenant"
@@ -38,22 +42,34 @@ def as_user(user: str, command: str) -> str:
     return f"runuser -l {shlex.quote(user)} -c {shlex.quote(command)}"
 
 
-def install_harness() -> None:
-    """Copy the dashboard/job harnesses (test code, not the kit) into the OOD container."""
+def install_ood_runner() -> None:
+    """Copy OOD's sources (a test dependency) and tests/ood/ (the runner that loads them)
+    into the OOD container: test code, never part of the kit."""
+    assert (OOD_SOURCE / f"ondemand-{OOD_VERSION}").is_dir(), (
+        f"OOD's sources are not at {OOD_SOURCE}; set OOD_MT_OOD_SOURCE (see docs/testing.md)")
     name = f"{PREFIX}-ood"
-    subprocess.run(["podman", "exec", name, "mkdir", "-p", HARNESS_DIR], check=True)
-    for rb in sorted((REPO / "tests" / "harness").glob("*.rb")):
-        subprocess.run(["podman", "cp", str(rb), f"{name}:{HARNESS_DIR}/{rb.name}"], check=True)
-    subprocess.run(["podman", "exec", name, "chmod", "-R", "a+rX", HARNESS_DIR], check=True)
+    subprocess.run(["podman", "exec", name, "rm", "-rf", OOD_TEST_DIR], check=True)
+    subprocess.run(["podman", "exec", name, "mkdir", "-p", OOD_TEST_DIR], check=True)
+    subprocess.run(["podman", "cp", str(REPO / "tests" / "ood"), f"{name}:{OOD_TEST_DIR}/runner"], check=True)
+    subprocess.run(["podman", "cp", str(OOD_SOURCE), f"{name}:{OOD_TEST_DIR}/ood"], check=True)
+    subprocess.run(["podman", "exec", name, "chmod", "-R", "a+rX", OOD_TEST_DIR], check=True)
+
+
+def ood(user: str, *args: str) -> Any:
+    """Run OOD's own dashboard code as `user` in the OOD container, with the production paths
+    (apps, clusters.d, the dashboard env file, the kit's installed initializer); parse its JSON."""
+    cmd = as_user(user, f"OOD_MT_OOD_SOURCE={OOD_TEST_DIR}/ood OOD_MT_OOD_VERSION={OOD_VERSION} "
+                        f"ruby {OOD_TEST_DIR}/runner/ood_dashboard.rb --initializer {INITIALIZER} "
+                        f"--env-file /etc/ood/config/apps/dashboard/env --log /dev/null "
+                        + " ".join(shlex.quote(a) for a in args))
+    result = host("ood").run(cmd)
+    assert result.rc == 0, f"OOD {OOD_VERSION} as {user}: {' '.join(args)} failed: {result.stderr}"
+    return json.loads(result.stdout)
 
 
 def dashboard(user: str) -> dict[str, Any]:
-    """Run the dashboard harness as `user` (one PUN boot + one sessions page) and parse its JSON."""
-    cmd = as_user(user, f"MULTITENANT_ENABLE=true ruby {HARNESS_DIR}/ood_dashboard_harness.rb "
-                        f"--initializer {INITIALIZER} --apps-dir {APPS_DIR} --sessions")
-    result = host("ood").run(cmd)
-    assert result.rc == 0, f"dashboard harness as {user} failed: {result.stderr}"
-    return json.loads(result.stdout)
+    """`user`'s sessions page (one dashboard boot, OOD's Session.all): {"cards": [...]}."""
+    return {"cards": ood(user, "sessions")}
 
 
 def wait_for(what: str, probe: Callable[[], Optional[Any]], timeout: float = 180, every: float = 3) -> Any:

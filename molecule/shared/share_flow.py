@@ -1,9 +1,9 @@
-"""The publisher side of an end-to-end share, done the way OOD would do it.
+"""The publisher side of an end-to-end share, launched by OOD's own code.
 
-The job harness (tests/harness/ood_job_harness.rb, a HARNESS standing in for the dashboard's
-batch_connect submission) stages the rendered app with real Ruby ERB; the job is then
-submitted with real `sbatch` using the rendered `script.native` options and runs on the lab's
-compute node (real slurmd, real PostgreSQL 15)."""
+OOD's dashboard code (tests/ood/ood_dashboard.rb in the OOD container) builds the installed
+mt_database app's form context, stages it and submits it through ood_core's Slurm adapter
+(`Session#save`), as the publisher; the job runs on the lab's compute node (real slurmd,
+real PostgreSQL 15)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import shlex
 import uuid
 from typing import Any
 
-from labhosts import APPS_DIR, HARNESS_DIR, as_user, host, wait_for
+from labhosts import as_user, host, ood, wait_for
 
 DATABASE_FORM: dict[str, str] = {
     "bc_num_hours": "1", "mt_cores": "1", "mt_memory_gb": "1", "bc_account": "", "bc_queue": "",
@@ -24,26 +24,15 @@ SESSION_ROOT = "ondemand/data/sys/dashboard/batch_connect/sys/mt_database/output
 
 
 def submit_database(user: str, **overrides: str) -> str:
-    """Stage + sbatch the mt_database service as `user`; return the Slurm job id."""
+    """Launch the installed mt_database service as `user` through OOD; return the job id."""
     form = {**DATABASE_FORM, **overrides}
-    session_id = str(uuid.uuid4())
-    ood = host("ood")
-    form_file = f"/home/{user}/{session_id}.form.json"
-    wrote = ood.run(as_user(user, f"umask 077; mkdir -p ~/{SESSION_ROOT} && "
-                                  f"printf %s {shlex.quote(json.dumps(form))} > {form_file}"))
+    form_file = f"/home/{user}/.ood-mt-test-form-{uuid.uuid4()}.json"
+    wrote = host("ood").run(as_user(user, f"umask 077; printf %s {shlex.quote(json.dumps(form))} > {form_file}"))
     assert wrote.rc == 0, wrote.stderr
-    staged = ood.run(as_user(user, f"ruby {HARNESS_DIR}/ood_job_harness.rb --app {APPS_DIR}/mt_database "
-                                   f"--context {form_file} --session-root ~/{SESSION_ROOT} "
-                                   f"--session-id {session_id}"))
-    assert staged.rc == 0, f"job harness failed for {user}: {staged.stderr}"
-    info: dict[str, Any] = json.loads(staged.stdout)
-    session = info["session_dir"]
-    native = " ".join(shlex.quote(a) for a in info["native"])
-    submit = ood.run(as_user(user, f"sbatch --parsable -J sys/dashboard/sys/mt_database --time=60 {native} "
-                                   f"--chdir {shlex.quote(session)} -o {shlex.quote(session)}/output.log "
-                                   f"{shlex.quote(info['job_script'])}"))
-    assert submit.rc == 0, f"sbatch as {user} failed: {submit.stderr}"
-    return submit.stdout.strip().split(";")[0]
+    launched: dict[str, Any] = ood(user, "launch", "mt_database", form_file)
+    host("ood").run(as_user(user, f"rm -f {form_file}"))
+    assert launched["ok"], f"OOD could not launch mt_database for {user}: {launched['errors']}"
+    return str(launched["job_id"])
 
 
 def job_state(job_id: str) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""Verifier setup every scenario uses: the dashboard harness installed in the OOD
+"""Verifier setup every scenario uses: OOD's own code and its runner copied into the OOD
 container, and the lab's Slurm/journal logs attached to any failing test's report.
 
 Each scenario's tests/conftest.py imports these two names; pytest registers a fixture or
@@ -14,8 +14,8 @@ import pytest
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _harness_in_ood_container() -> None:
-    labhosts.install_harness()
+def _ood_runner_in_ood_container() -> None:
+    labhosts.install_ood_runner()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -17,8 +17,6 @@ from tests.apps.ood_app import HOSTILE, form_attributes, render_view
 from tests.ood.oodsite import OodSite
 
 MANIFEST_KEYS = {"name", "category", "subcategory", "role", "description"}
-# OOD's job script and ood_core's helpers, staged next to the kit's files: not the kit's to lint.
-OOD_STAGED_FILES = {"job_script_content.sh", "ood_core_helpers.sh"}
 
 
 def test_every_app_is_rendered(rendered_apps: dict[str, Path]) -> None:

@@ -261,6 +261,7 @@ module OodDashboardRunner
       entry = { "id" => s.id, "job_id" => s.job_id, "token" => s.token, "title" => s.title, "status" => status,
                 "cluster_id" => s.cluster_id, "completed" => s.completed? }
       if s.running?
+        entry["connection_path"] = s.connect_file.to_s
         entry["connect"] = s.connect.to_h.transform_keys(&:to_s)
         entry["body"] = begin
           card_body(dashboard, s)

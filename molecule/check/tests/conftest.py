@@ -7,6 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
 
-from verifier_plugin import _harness_in_ood_container, pytest_runtest_makereport
+from verifier_plugin import _ood_runner_in_ood_container, pytest_runtest_makereport
 
-__all__ = ["_harness_in_ood_container", "pytest_runtest_makereport"]
+__all__ = ["_ood_runner_in_ood_container", "pytest_runtest_makereport"]

@@ -16,7 +16,7 @@ os.environ.setdefault("OOD_MT_LAB_PREFIX", "ood-mt-lab")
 os.environ.setdefault("MOLECULE_PROJECT_DIRECTORY", str(REPO))
 sys.path.insert(0, str(REPO / "molecule" / "shared"))
 
-from labhosts import dashboard, host, install_harness, wait_for  # noqa: E402
+from labhosts import dashboard, host, install_ood_runner, wait_for  # noqa: E402
 from share_flow import running_cards, submit_database, wait_published  # noqa: E402
 
 DEMO_INSTANCE = "demo"
@@ -34,7 +34,7 @@ def running_demo_job() -> str:
 
 def main() -> int:
     report_only = "--report-only" in sys.argv[1:]
-    install_harness()
+    install_ood_runner()
     job_id = running_demo_job()
     if not job_id:
         if report_only:
@@ -49,7 +49,7 @@ def main() -> int:
     wait_published(job_id)
     cards = wait_for("mtrecv's card", lambda: running_cards(dashboard("mtrecv"), job_id), timeout=90)
     card = cards[0]
-    conn = card.get("connection") or {}
+    conn = card.get("connect") or {}
     print(f"card mtrecv sees: title={card['title']!r} host={conn.get('host')!r} port={conn.get('port')!r} "
           f"(job {job_id}, delivery {card['token']})")
     outsider = [c for c in dashboard("mtout")["cards"] if c["job_id"] == job_id]

@@ -12,7 +12,8 @@ apt_packages=(
   # the initializer runs under Debian's Ruby and ActiveSupport
   ruby ruby-activesupport
   # OOD's own dashboard code (../shared/ood, a test dependency) loads with these
-  ruby-activemodel ruby-zeitwerk ruby-dotenv ruby-climate-control ruby-ffi ruby-redcarpet rsync
+  ruby-activemodel ruby-actionpack ruby-zeitwerk ruby-dotenv ruby-climate-control ruby-ffi ruby-redcarpet
+  rsync
   # services the apps run, and their clients
   postgresql postgresql-client
   # linters for rendered scripts and YAML

@@ -64,7 +64,7 @@ def ood(user: str, *args: str) -> Any:
                         + " ".join(shlex.quote(a) for a in args))
     result = host("ood").run(cmd)
     assert result.rc == 0, f"OOD {OOD_VERSION} as {user}: {' '.join(args)} failed: {result.stderr}"
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["result"]
 
 
 def dashboard(user: str) -> dict[str, Any]:

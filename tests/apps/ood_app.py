@@ -30,7 +30,7 @@ def form_attributes(ood: OodSite, app: Path, user: str = "mtpub", version: str =
                     initializer: bool = True) -> dict[str, dict[str, Any]]:
     """APP's form as OOD builds it: {attribute id: {widget, label, value, options}}.
     Fails when OOD marks the app invalid (its form would not be shown)."""
-    got = ood.run(user, version, "form", app.name, apps_dir=app.parent, initializer=initializer)
+    got = ood.run(user, version, "form", app.name, apps_dir=app.parent, initializer=initializer)["result"]
     assert got["valid"], f"OOD {version} marks {app.name} invalid: {got['reason']}"
     attrs = {a["id"]: a for a in got["attributes"]}
     broken = {k: a["error"] for k, a in attrs.items() if "error" in a}

@@ -13,7 +13,7 @@ import yaml
 
 from tests.apps import forms
 from tests.apps.app_render import CLIENT_KINDS, SERVICE_KINDS
-from tests.apps.ood_app import HOSTILE, form_attributes, render_view
+from tests.apps.ood_app import HOSTILE, OOD_STAGED_FILES, form_attributes, render_view
 from tests.ood.oodsite import OodSite
 
 MANIFEST_KEYS = {"name", "category", "subcategory", "role", "description"}

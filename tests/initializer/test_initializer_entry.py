@@ -1,16 +1,15 @@
 """The rendered entry point: self-contained, off unless enabled, never breaks the dashboard.
 
-Runs the RENDERED initializer inside the OOD dashboard harness (as root here; the
-as-the-user runs are in test_initializer_slurm.py).
+Runs the RENDERED initializer inside OOD's own dashboard code (tests/ood/oodsite.py), as a
+lab user, with no Slurm needed (the as-the-receiver runs against the real Slurm are in
+test_initializer_slurm.py).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +17,18 @@ import jinja2
 import pytest
 
 from ood_mt import config, render
+from tests.ood.oodsite import OOD_VERSIONS, OodSite
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_SITE = REPO / "inventories/lab/group_vars/all/multitenant.yml"
-HARNESS = REPO / "tests/harness/ood_dashboard_harness.rb"
-
-
-@functools.lru_cache(maxsize=1)
-def _built_apps() -> Path:
-    """The lab site's real apps (client forms list the shares), built once per test run."""
-    out = Path(tempfile.mkdtemp(prefix="ood-mt-entry-apps-")) / "build"
-    render.build(config.load_site(LAB_SITE), out)
-    return out / "apps"
+KIT_BLOCKS = {"BatchConnect::SessionsController": 1, "BatchConnect::SessionContextsController": 1}
 
 
 def _render(dest: Path, lib_override: dict[str, str] | None = None) -> Path:
     site = config.load_site(LAB_SITE)
     if lib_override is None:
         render.render_initializer(site, dest)
+        dest.chmod(0o644)
         return dest
     # Same Jinja settings as render.render_initializer, with a library replaced.
     libs = {name: (render.INITIALIZER_SRC / "lib" / name).read_text() for name in render.INITIALIZER_LIBS}
@@ -45,17 +38,30 @@ def _render(dest: Path, lib_override: dict[str, str] | None = None) -> Path:
                              **render.JINJA_ENV_VARS)
     dest.write_text(env.get_template("ood_multitenant.rb.j2").render(site=site.data, lib_sources=libs,
                                                                      site_json=site.public_summary()))
+    dest.chmod(0o644)
     return dest
 
 
-def _harness(initializer: Path, tmp_path: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
-    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
-                "OOD_DATAROOT": str(tmp_path / "data"), **env}
-    proc = subprocess.run(["ruby", str(HARNESS), "--initializer", str(initializer), "--apps-dir", str(_built_apps()),
-                           "--sessions", *args], capture_output=True, text=True, env=full_env, timeout=120,
-                          check=False)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+def _initializer(ood_site: OodSite, name: str, lib_override: dict[str, str] | None = None) -> Path:
+    return _render(ood_site.base / "params" / f"{name}-{os.getpid()}.rb", lib_override)
+
+
+def _boot(ood_site: OodSite, initializer: Path, enable: str, *command: str,
+          env: dict[str, str] | None = None) -> dict[str, Any]:
+    """One dashboard boot of mtrecv with the env file saying MULTITENANT_ENABLE=ENABLE."""
+    env_file = ood_site.base / "params" / f"env-{enable}"
+    env_file.write_text(f"MULTITENANT_ENABLE={enable}\n")
+    env_file.chmod(0o644)
+    saved, ood_site.env_file = ood_site.env_file, env_file
+    try:
+        return ood_site.run("mtrecv", OOD_VERSIONS[0], *(command or ("sessions",)), initializer_file=initializer,
+                            env=env)
+    finally:
+        ood_site.env_file = saved
+
+
+def _kit_lines(log: list[str]) -> list[str]:
+    return [line.split(": ", 1)[1] for line in log if ": ood-mt: " in line]
 
 
 def test_rendered_initializer_is_one_valid_self_contained_ruby_file(tmp_path: Path) -> None:
@@ -70,53 +76,40 @@ def test_rendered_initializer_is_one_valid_self_contained_ruby_file(tmp_path: Pa
         "multitenant", "mtusr", ["mtclass"], "lab")
 
 
-def test_does_nothing_unless_enabled(tmp_path: Path) -> None:
-    result = _harness(_render(tmp_path / "init.rb"), tmp_path, {"MULTITENANT_ENABLE": "false"})
-    assert result["specs"] is None
-    assert result["log"] == [] and result["errors"] == []
-    assert result["hooks"] == {"after_initialize": 0, "to_prepare": 0, "sessions_before_action": 0,
-                               "session_contexts_before_action": 0}
-    assert not (tmp_path / "data").exists()
+def test_does_nothing_unless_enabled(ood_site: OodSite) -> None:
+    booted = _boot(ood_site, _initializer(ood_site, "off"), "false")
+    assert booted["boot"] == {"after_initialize": 0, "to_prepare": 0, "multitenant_specs": None,
+                              "before_action_blocks": dict.fromkeys(KIT_BLOCKS, 0)}
+    assert _kit_lines(booted["log"]) == []
+    assert not (ood_site.dataroot("mtrecv") / "batch_connect" / ".ood-mt").exists()
 
 
-def test_enabled_wires_boot_and_request_hooks(tmp_path: Path) -> None:
-    result = _harness(_render(tmp_path / "init.rb"), tmp_path, {"MULTITENANT_ENABLE": "true"}, "--form",
-                      "mt_jupyter", "--requests", "3")
-    assert result["errors"] == []
-    assert result["hooks"] == {"after_initialize": 1, "to_prepare": 1, "sessions_before_action": 1,
-                               "session_contexts_before_action": 1}
-    assert result["form"]["attributes"]["mt_llm_share"]["options"][0] == ["(none)", ""]
-    assert (tmp_path / "data/batch_connect/.ood-mt/refresh.stamp").is_file()
+def test_enabled_wires_boot_and_request_hooks(ood_site: OodSite) -> None:
+    booted = _boot(ood_site, _initializer(ood_site, "on"), "true", "form", "mt_jupyter")
+    assert (booted["boot"]["after_initialize"], booted["boot"]["to_prepare"]) == (1, 1)
+    assert booted["boot"]["before_action_blocks"] == KIT_BLOCKS
+    assert isinstance(booted["boot"]["multitenant_specs"], list)
+    attrs = {a["id"]: a for a in booted["result"]["attributes"]}
+    assert attrs["mt_llm_share"]["options"][0] == ["(none)", ""]
+    assert (ood_site.dataroot("mtrecv") / "batch_connect/.ood-mt/refresh.stamp").is_file()
 
 
-def test_missing_squeue_is_one_log_line_and_the_page_works(tmp_path: Path) -> None:
-    empty = tmp_path / "empty-bin"
-    empty.mkdir()
-    ruby = subprocess.run(["sh", "-c", "command -v ruby"], capture_output=True, text=True, check=True).stdout.strip()
-    (empty / "ruby").symlink_to(ruby)
-    result = _harness(_render(tmp_path / "init.rb"), tmp_path, {"MULTITENANT_ENABLE": "true", "PATH": str(empty),
-                                                                "OOD_MT_HARNESS_SQUEUE": "/bin/false"},
-                      "--requests", "3")
-    assert result["errors"] == []
-    assert result["specs"] == {}
-    assert len(result["log"]) == 1 and result["log"][0].startswith("ood-mt: discovery: squeue could not run")
+def test_missing_squeue_is_one_log_line_and_the_page_works(ood_site: OodSite, tmp_path: Path) -> None:
+    empty = ood_site.base / "params" / "empty-bin"
+    empty.mkdir(exist_ok=True)
+    empty.chmod(0o755)
+    booted = _boot(ood_site, _initializer(ood_site, "nosqueue"), "true", "sessions", env={"PATH": str(empty)})
+    assert booted["boot"]["multitenant_specs"] == []
+    lines = _kit_lines(booted["log"])
+    assert len(lines) == 1 and lines[0].startswith("ood-mt: discovery: squeue could not run"), lines
 
 
 @pytest.mark.parametrize("broken", ["def broken(\n", "raise 'boom at load'\n"])
-def test_a_broken_library_never_breaks_the_dashboard(tmp_path: Path, broken: str) -> None:
-    init = _render(tmp_path / "init.rb", {"multitenant.rb": broken})
+def test_a_broken_library_never_breaks_the_dashboard(ood_site: OodSite, broken: str) -> None:
+    init = _initializer(ood_site, "broken", {"multitenant.rb": broken})
     assert subprocess.run(["ruby", "-c", str(init)], capture_output=True, check=False).returncode == 0
-    result = _harness(init, tmp_path, {"MULTITENANT_ENABLE": "true"}, "--form", "mt_jupyter")
-    assert result["errors"] == []
-    assert result["form"]["attributes"]["mt_llm_share"]["options"] == [["(none)", ""]]
-    assert any(line.startswith("ood-mt: loading the libraries failed:") for line in result["log"]), result["log"]
-
-
-def test_harness_renames_an_unparsable_db_file_like_the_dashboard(tmp_path: Path) -> None:
-    db = tmp_path / "data/batch_connect/db"
-    db.mkdir(parents=True)
-    (db / ".half-written").write_text('{"id": ')
-    result = _harness(_render(tmp_path / "init.rb"), tmp_path, {"MULTITENANT_ENABLE": "false"})
-    assert result["renamed"] == [".half-written"]
-    assert sorted(p.name for p in db.iterdir()) == [".half-written.bak"]
-    assert result["cards"] == []
+    booted = _boot(ood_site, init, "true", "form", "mt_jupyter")
+    attrs = {a["id"]: a for a in booted["result"]["attributes"]}
+    assert attrs["mt_llm_share"]["options"] == [["(none)", ""]]
+    assert any(line.startswith("ood-mt: loading the libraries failed:") for line in _kit_lines(booted["log"])), \
+        booted["log"]

@@ -1,8 +1,9 @@
 """End to end on the real host Slurm: publish, discover, verify, cards, cleanup, CLI.
 
 A publisher job (mtpub, --wckey=multitenant) publishes with the real bash library
-(cookiecutter-mt-app/templates/mt_share.sh); the RENDERED initializer runs inside the
-OOD dashboard harness (tests/harness/ood_dashboard_harness.rb) as each lab user via
+(cookiecutter-mt-app/templates/mt_share.sh); the RENDERED initializer runs inside OOD's
+own dashboard code (tests/ood/oodsite.py: boot, request hook, Session.all with ood_core's
+squeue status check, card bodies through connections/_custom.html.erb) as each lab user via
 runuser; the share CLI runs as the lab users too. Keys are generated per test run.
 """
 
@@ -25,13 +26,13 @@ import yaml
 from click.testing import CliRunner
 
 from ood_mt import codec, config, keys, render, shares_cli
+from tests.ood.oodsite import OOD_VERSIONS, OodSite, site_around
 
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_SITE = REPO / "inventories/lab/group_vars/all/multitenant.yml"
 MT_SHARE = REPO / "cookiecutter-mt-app/templates/mt_share.sh"
-HARNESS = REPO / "tests/harness/ood_dashboard_harness.rb"
 PUBLISH_WAIT_S = 90
 
 
@@ -57,18 +58,21 @@ class Lab:
     jobs: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
 
-    def harness(self, user: str, *extra: str) -> dict[str, Any]:
-        dataroot = self.base / "data" / user
-        if not dataroot.exists():
-            dataroot.mkdir(parents=True)
-            entry = pwd.getpwnam(user)
-            os.chown(dataroot, entry.pw_uid, entry.pw_gid)
-            dataroot.chmod(0o700)
-        proc = run_as(user, ["ruby", str(self.base / "harness.rb"), "--initializer", str(self.initializer),
-                             "--apps-dir", str(self.apps), "--sessions", *extra],
-                      env={"MULTITENANT_ENABLE": "true", "OOD_DATAROOT": str(dataroot)})
-        assert proc.returncode == 0, proc.stderr
-        return json.loads(proc.stdout)
+    ood: OodSite | None = None
+
+    def dashboard(self, user: str, *extra: str) -> dict[str, Any]:
+        """USER's sessions page through OOD's code: {"cards", "log" (the kit's lines),
+        "specs" (job ids the kit offers in forms), "form" (with --form APP: its attributes)}."""
+        assert self.ood is not None
+        page = self.ood.run(user, OOD_VERSIONS[0], "sessions")
+        cards = [{**card, "connection": card.get("connect", {}), "view_html": card.get("body", "")}
+                 for card in page["result"]]
+        result: dict[str, Any] = {"cards": cards, "log": _kit_lines(page["log"]),
+                                  "specs": page["boot"]["multitenant_specs"]}
+        if extra[:1] == ("--form",):
+            form = self.ood.run(user, OOD_VERSIONS[0], "form", extra[1])
+            result["form"] = {"attributes": {a["id"]: a for a in form["result"]["attributes"]}}
+        return result
 
     def cli(self, user: str, *args: str) -> subprocess.CompletedProcess[str]:
         command, *rest = args
@@ -156,7 +160,6 @@ def lab(host_slurm: dict[str, str]) -> Any:
         render.render_initializer(site, initializer)
         site_json = base / "site.json"
         site_json.write_text(json.dumps(site.public_summary()))
-        shutil.copy(HARNESS, base / "harness.rb")
         shutil.copy(MT_SHARE, base / "mt_share.sh")
         shutil.copytree(REPO / "src/ood_mt", base / "py/ood_mt")
         # the real apps (deliveries render the cards, mt_jupyter's form lists the shares)
@@ -170,6 +173,7 @@ def lab(host_slurm: dict[str, str]) -> Any:
             path.chmod(0o755 if path.is_dir() else 0o644)
 
         lab = Lab(base, keys_dir, master, initializer, site_json, base / "build" / "apps", jobs)
+        lab.ood = site_around(base, lab.apps, initializer, keys_dir, master, cluster_id=site.data["cluster"])
         jobs["card"] = _submit("mtpub", work, _publish_script(base, "card"))
         jobs["form"] = _submit("mtpub", work, _publish_script(base, "form"))
         jobs["forged"] = _submit("mtrecv", work, _publish_script(base, "card"))
@@ -205,6 +209,11 @@ def lab(host_slurm: dict[str, str]) -> Any:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _kit_lines(log: list[str]) -> list[str]:
+    """The kit's own log lines (Rails' log also holds OOD's), without the level prefix."""
+    return [line.split(": ", 1)[1] for line in log if ": ood-mt: " in line]
+
+
 def _rejections(result: dict[str, Any], jobs: dict[str, str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for name, jobid in jobs.items():
@@ -219,8 +228,7 @@ def _my_cards(result: dict[str, Any], lab: Lab) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("receiver", ["mtrecv", "mtrecv2"])
 def test_receiver_gets_a_running_card_that_renders(lab: Lab, receiver: str) -> None:
-    result = lab.harness(receiver, "--form", "mt_jupyter")
-    assert result["errors"] == []
+    result = lab.dashboard(receiver, "--form", "mt_jupyter")
     cards = _my_cards(result, lab)
     assert [c["job_id"] for c in cards] == [lab.jobs["card"]]
     card = cards[0]
@@ -241,7 +249,7 @@ def test_receiver_gets_a_running_card_that_renders(lab: Lab, receiver: str) -> N
 
 
 def test_every_forgery_is_rejected_with_its_reason(lab: Lab) -> None:
-    result = lab.harness("mtrecv")
+    result = lab.dashboard("mtrecv")
     reasons = _rejections(result, lab.jobs)
     assert reasons == {
         "card": [], "form": [],
@@ -254,8 +262,7 @@ def test_every_forgery_is_rejected_with_its_reason(lab: Lab) -> None:
 
 
 def test_outsider_sees_nothing_and_reads_no_key(lab: Lab) -> None:
-    result = lab.harness("mtout")
-    assert result["errors"] == []
+    result = lab.dashboard("mtout")
     assert result["cards"] == []
     assert not any(spec_id in lab.jobs.values() for spec_id in result["specs"])
     assert set(_rejections(result, lab.jobs)["card"]) == {"not-in-audience"}
@@ -265,7 +272,7 @@ def test_outsider_sees_nothing_and_reads_no_key(lab: Lab) -> None:
 
 
 def test_publisher_gets_no_card_but_uses_its_shares_in_forms(lab: Lab) -> None:
-    result = lab.harness("mtpub")
+    result = lab.dashboard("mtpub")
     assert _my_cards(result, lab) == []
     assert _rejections(result, lab.jobs)["card"] == []
     assert lab.jobs["form"] in result["specs"] and lab.jobs["card"] in result["specs"]
@@ -321,7 +328,7 @@ def test_cli_audit_as_root_and_refused_without_key_access(lab: Lab) -> None:
 
 
 def test_scancel_removes_card_and_connection_at_next_refresh(lab: Lab) -> None:
-    before = _my_cards(lab.harness("mtrecv"), lab)
+    before = _my_cards(lab.dashboard("mtrecv"), lab)
     assert len(before) == 1
     conn_dir = Path(before[0]["connection_path"]).parent
     db_file = lab.base / "data/mtrecv/batch_connect/db" / before[0]["id"]
@@ -330,7 +337,7 @@ def test_scancel_removes_card_and_connection_at_next_refresh(lab: Lab) -> None:
     deadline = time.monotonic() + 60
     while _squeue_field(lab.jobs["card"], "%T") == "RUNNING" and time.monotonic() < deadline:
         time.sleep(0.5)
-    after = lab.harness("mtrecv")
+    after = lab.dashboard("mtrecv")
     assert _my_cards(after, lab) == []
     assert not db_file.exists() and not conn_dir.exists()
     state = json.loads((lab.base / "data/mtrecv/batch_connect/.ood-mt/state.json").read_text())

@@ -22,7 +22,10 @@
 #                         its body rendered by OOD's connections/_custom.html.erb (view ERB in the
 #                         connection's binding, then Markdown).
 #
-# APP is a system app name (a directory under --apps-dir). Output: one JSON document.
+# APP is a system app name (a directory under --apps-dir). Output: one JSON document,
+# {"result": <the command's result>, "boot": {what the site initializers registered: hook
+# counts, before_action blocks per controller, and the kit's MultiTenant.specs job ids or
+# null when the kit is not active}}.
 #
 # OOD's sources come from OOD_MT_OOD_SOURCE (default ../shared/ood next to the checkout),
 # version from OOD_MT_OOD_VERSION (4.2.3 or 3.1.14); see docs/testing.md for the facts.
@@ -36,8 +39,13 @@
 #   Fog::OpenStack  an empty module (ood_core >= 0.26 requires it for an adapter not used here)
 #   I18n            the dashboard's own config/locales/*.yml
 #   render(partial:) inside _custom.html.erb: returns the error text (OOD renders _error)
-# NOT exercised (needs ActionController and a request): the controllers' before_action
-# chain, so an initializer's per-request hook does not run; its boot-time work does.
+#   the request    OOD's real controllers are loaded (Debian's ActionPack 6.1; OOD 4.2 uses
+#                  Rails 7.2), so an initializer's to_prepare hook registers its before_action
+#                  on them as in production. Before each command, the before_action blocks an
+#                  initializer added (OOD's own callbacks are method names that need a real
+#                  request) are run on an instance of the controller that serves that page:
+#                  SessionsController for `sessions`, SessionContextsController otherwise.
+#                  The page's own work is then OOD's code as listed above.
 
 require "json"
 require "optparse"
@@ -81,6 +89,9 @@ module OodDashboardRunner
     $LOAD_PATH.unshift(source.join(core, "lib").to_s, source.join("ood_support-0.0.5", "lib").to_s, stubs.to_s)
     ENV["OOD_DATAROOT"] = opts[:dataroot] if opts[:dataroot]
     ENV["RAILS_ENV"] ||= "production"
+    # What the per-user nginx (PUN) sets for the dashboard app (job names, data root).
+    ENV["RAILS_RELATIVE_URL_ROOT"] ||= "/pun/sys/dashboard"
+    ENV["APP_TOKEN"] ||= "sys/dashboard"
     # The dashboard reads its env file with dotenv; in production it is /etc/ood/config/apps/dashboard/env.
     require "dotenv"
     Dotenv.load(opts[:env_file]) if opts[:env_file]
@@ -91,6 +102,7 @@ module OodDashboardRunner
     require "zeitwerk"
     require "redcarpet"
     require "climate_control"
+    require "action_controller"
     require "ood_core"
     require "ood_support"
 
@@ -102,7 +114,7 @@ module OodDashboardRunner
     require dashboard.join("config", "initializers", "open3_extensions.rb").to_s
 
     loader = Zeitwerk::Loader.new
-    %w[app/apps app/models app/models/concerns app/helpers app/lib].each do |dir|
+    %w[app/apps app/models app/models/concerns app/helpers app/lib app/controllers app/controllers/concerns].each do |dir|
       path = dashboard.join(dir)
       next unless path.directory?
 
@@ -131,6 +143,8 @@ module OodDashboardRunner
       def to_prepare(&block) = @prepare << block
       def after_initialize(&block) = @after << block
       def fire! = (@prepare + @after).each(&:call)
+      def prepare_count = @prepare.size
+      def after_count = @after.size
     end.new
     application = Struct.new(:config, :routes).new(config, Struct.new(:url_helpers).new(Module.new))
     rails = Module.new
@@ -273,9 +287,36 @@ module OodDashboardRunner
     end
   end
 
+  def boot_report
+    config = Rails.application.config
+    controllers = %w[BatchConnect::SessionsController BatchConnect::SessionContextsController]
+    {
+      "after_initialize" => config.after_count, "to_prepare" => config.prepare_count,
+      "before_action_blocks" => controllers.to_h do |name|
+        [name, Object.const_get(name)._process_action_callbacks.count { |c| c.raw_filter.is_a?(Proc) }]
+      end,
+      "multitenant_specs" => (defined?(::MultiTenant) && ::MultiTenant.respond_to?(:specs) ? ::MultiTenant.specs.keys : nil)
+    }
+  end
+
+  PAGE_CONTROLLER = { "sessions" => "BatchConnect::SessionsController" }.freeze
+
+  # The request stand-in described at the top of this file.
+  def run_request_hooks(command)
+    controller = Object.const_get(PAGE_CONTROLLER.fetch(command, "BatchConnect::SessionContextsController"))
+    instance = controller.new
+    controller._process_action_callbacks.each do |callback|
+      next unless callback.kind == :before && callback.raw_filter.is_a?(Proc)
+
+      filter = callback.raw_filter
+      filter.arity == 1 ? filter.call(instance) : instance.instance_exec(&filter)
+    end
+  end
+
   def main(argv)
     opts, (command, *args) = options(argv)
     dashboard = boot(opts)
+    run_request_hooks(command)
     result = case command
              when "form" then form(args.fetch(0))
              when "launch" then launch(args.fetch(0), args.fetch(1))
@@ -284,7 +325,7 @@ module OodDashboardRunner
              when "sessions" then sessions(dashboard)
              else abort("unknown command #{command.inspect}")
              end
-    puts JSON.generate(result)
+    puts JSON.generate({ "result" => result, "boot" => boot_report })
   end
 end
 

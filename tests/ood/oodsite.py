@@ -32,6 +32,7 @@ from tests.apps.site_build import build_suite, site_overrides_with_doubles
 
 REPO = Path(__file__).resolve().parents[2]
 RUNNER = REPO / "tests" / "ood" / "ood_dashboard.rb"
+RUBY = shutil.which("ruby") or "/usr/bin/ruby"
 # Every OOD version the kit supports, each paired with its ood_core in the runner.
 OOD_VERSIONS = ("4.2.3", "3.1.14")
 TENANT_GROUP = "mtclass"
@@ -79,31 +80,32 @@ class OodSite:
         return path
 
     def run(self, user: str, version: str, *args: str, initializer: bool = True, timeout: float = 120,
-            apps_dir: Optional[Path] = None) -> Any:
-        """Run the OOD runner as USER; return its JSON. Rails' log goes to the result's
-        "_log" key so tests can read what OOD and the initializer logged. APPS_DIR replaces
-        the site's apps directory (SysRouter.base_path) for one call."""
+            apps_dir: Optional[Path] = None, env: Optional[dict[str, str]] = None,
+            initializer_file: Optional[Path] = None) -> dict[str, Any]:
+        """Run the OOD runner as USER; return {"result": the command's result, "boot": what the
+        initializers registered, "log": Rails' log lines (OOD's and the initializer's)}.
+        APPS_DIR replaces the site's apps directory (SysRouter.base_path) for one call;
+        ENV is added to the runner's environment; INITIALIZER_FILE replaces the kit's."""
         log = Path(tempfile.mkstemp(prefix="ood-log-", dir=self.base / "logs")[1])
         os.chown(log, pwd.getpwnam(user).pw_uid, -1)
-        argv = ["ruby", str(RUNNER), "--apps-dir", str(apps_dir or self.apps), "--clusters-dir", str(self.clusters),
+        argv = [RUBY, str(RUNNER), "--apps-dir", str(apps_dir or self.apps), "--clusters-dir", str(self.clusters),
                 "--dataroot", str(self.dataroot(user)), "--env-file", str(self.env_file), "--log", str(log)]
         if initializer:
-            argv += ["--initializer", str(self.initializer)]
+            argv += ["--initializer", str(initializer_file or self.initializer)]
         entry = pwd.getpwnam(user)
-        env = {"HOME": entry.pw_dir, "USER": user, "LOGNAME": user, "LANG": "C.UTF-8",
-               "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "OOD_MT_OOD_SOURCE": str(ood_source()),
-               "OOD_MT_OOD_VERSION": version}
-        done = subprocess.run(["runuser", "-u", user, "--", *argv, *args], capture_output=True, text=True,
-                              env=env, cwd="/", timeout=timeout, check=False)
+        full_env = {"HOME": entry.pw_dir, "USER": user, "LOGNAME": user, "LANG": "C.UTF-8",
+                    "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "OOD_MT_OOD_SOURCE": str(ood_source()),
+                    "OOD_MT_OOD_VERSION": version, **(env or {})}
+        done = subprocess.run(["/usr/sbin/runuser", "-u", user, "--", *argv, *args], capture_output=True, text=True,
+                              env=full_env, cwd="/", timeout=timeout, check=False)
         log_text = log.read_text(errors="replace")
         log.unlink()
         if done.returncode != 0:
             raise OodError(f"OOD {version} as {user}: {' '.join(args)} failed ({done.returncode}):\n"
                            f"{done.stderr}\n{log_text}")
-        result = json.loads(done.stdout)
-        if isinstance(result, dict):
-            result["_log"] = log_text
-        return {"sessions": result, "_log": log_text} if isinstance(result, list) else result
+        envelope: dict[str, Any] = json.loads(done.stdout)
+        envelope["log"] = log_text.splitlines()
+        return envelope
 
     def _params_file(self, params: dict[str, Any]) -> Path:
         path = self.base / "params" / f"{secrets.token_hex(6)}.json"
@@ -112,22 +114,24 @@ class OodSite:
         return path
 
     def form(self, user: str, version: str, app: str) -> dict[str, Any]:
-        return self.run(user, version, "form", app)
+        result: dict[str, Any] = self.run(user, version, "form", app)["result"]
+        return result
 
     def stage(self, user: str, version: str, app: str, params: dict[str, Any],
               apps_dir: Optional[Path] = None) -> dict[str, Any]:
-        staged = self.run(user, version, "stage", app, str(self._params_file(params)), apps_dir=apps_dir)
+        run = self.run(user, version, "stage", app, str(self._params_file(params)), apps_dir=apps_dir)
+        staged: dict[str, Any] = run["result"]
         if not staged["ok"]:
-            raise OodError(f"OOD {version} could not stage {app} for {user}: {staged['errors']}\n{staged['_log']}")
+            raise OodError(f"OOD {version} could not stage {app} for {user}: {staged['errors']}\n{run['log']}")
         return staged
 
     def launch(self, user: str, version: str, app: str, params: dict[str, Any],
                apps_dir: Optional[Path] = None) -> dict[str, Any]:
         """Session#save as USER; returns the result with job_id and staged_root (a Path)."""
-        launched = self.run(user, version, "launch", app, str(self._params_file(params)), apps_dir=apps_dir)
+        run = self.run(user, version, "launch", app, str(self._params_file(params)), apps_dir=apps_dir)
+        launched: dict[str, Any] = run["result"]
         if not launched["ok"]:
-            raise OodError(f"OOD {version} could not launch {app} for {user}: {launched['errors']}\n"
-                           f"{launched['_log']}")
+            raise OodError(f"OOD {version} could not launch {app} for {user}: {launched['errors']}\n{run['log']}")
         launched["staged_root"] = Path(launched["staged_root"])
         return launched
 
@@ -135,10 +139,11 @@ class OodSite:
              apps_dir: Optional[Path] = None) -> str:
         """The card body OOD renders for a running session of APP with CONNECTION."""
         return str(self.run(user, version, "view", app, str(self._params_file(connection)), apps_dir=apps_dir,
-                            initializer=False)["body"])
+                            initializer=False)["result"]["body"])
 
     def sessions(self, user: str, version: str) -> list[dict[str, Any]]:
-        return self.run(user, version, "sessions")["sessions"]
+        sessions: list[dict[str, Any]] = self.run(user, version, "sessions")["result"]
+        return sessions
 
 
 MT_SHARE = REPO / "cookiecutter-mt-app" / "templates" / "mt_share.sh"
@@ -204,27 +209,30 @@ def make_site(base: Path, overrides: Optional[dict[str, Any]] = None) -> OodSite
         path.chmod(0o440)
     settings = {"keys": {"dir": str(keys_dir)}, **_with_doubles(overrides)}
     apps = build_suite(base, settings)
+    return site_around(base, apps, base / "build" / "initializer" / "ood_multitenant.rb", keys_dir, master)
+
+
+def site_around(base: Path, apps: Path, initializer: Path, keys_dir: Path, master: bytes,
+                cluster_id: str = "lab") -> OodSite:
+    """The OOD side of a site whose apps, initializer and keys already exist under BASE:
+    clusters.d (one cluster, CLUSTER_ID, the host Slurm), the dashboard env file enabling
+    the kit, and the runner's working dirs."""
     clusters = base / "clusters.d"
     clusters.mkdir()
-    # The lab site's cluster id; no `cluster:` in job:, so sbatch gets no -M (one cluster here).
-    (clusters / "lab.yml").write_text(yaml.safe_dump({"v2": {
+    # No `cluster:` in job:, so sbatch gets no -M (one cluster here).
+    (clusters / f"{cluster_id}.yml").write_text(yaml.safe_dump({"v2": {
         "metadata": {"title": "Host Slurm"}, "login": {"host": "localhost"},
         "job": {"adapter": "slurm", "bin": "/usr/bin"}}}))
     env_file = base / "dashboard.env"
     env_file.write_text("MULTITENANT_ENABLE=true\n")
-    for sub in ("logs", "params", "publishers"):
+    for sub, mode in (("logs", 0o1777), ("params", 0o755), ("publishers", 0o1777), ("data", 0o755)):
         (base / sub).mkdir()
-    (base / "logs").chmod(0o1777)
-    (base / "publishers").chmod(0o1777)
+        (base / sub).chmod(mode)
     shutil.copy(MT_SHARE, base / "mt_share.sh")
-    (base / "mt_share.sh").chmod(0o644)
-    (base / "params").chmod(0o755)
-    (base / "data").mkdir()
-    (base / "data").chmod(0o755)
-    for path in [clusters, *clusters.iterdir(), env_file]:
+    for path in [clusters, *clusters.iterdir(), env_file, base / "mt_share.sh"]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    return OodSite(base=base, apps=apps, initializer=base / "build" / "initializer" / "ood_multitenant.rb",
-                   clusters=clusters, env_file=env_file, keys_dir=keys_dir, master=master)
+    return OodSite(base=base, apps=apps, initializer=initializer, clusters=clusters, env_file=env_file,
+                   keys_dir=keys_dir, master=master)
 
 
 def _with_doubles(overrides: Optional[dict[str, Any]]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,7 @@ def test_rendered_initializer_is_one_valid_self_contained_ruby_file(tmp_path: Pa
 
 
 def test_does_nothing_unless_enabled(ood_site: OodSite) -> None:
+    shutil.rmtree(ood_site.dataroot("mtrecv") / "batch_connect" / ".ood-mt", ignore_errors=True)
     booted = _boot(ood_site, _initializer(ood_site, "off"), "false")
     assert booted["boot"] == {"after_initialize": 0, "to_prepare": 0, "multitenant_specs": None,
                               "before_action_blocks": dict.fromkeys(KIT_BLOCKS, 0)}

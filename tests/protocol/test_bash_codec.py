@@ -207,8 +207,14 @@ class PublishRig:
         return env
 
     def publish(self, args: list[str], script_prefix: str = "", **extra: str) -> subprocess.CompletedProcess[str]:
+        """mt_publish ARGS in a bash that then writes connection.yml the way ood_core's
+        create_yml does once after.sh returns (lib/ood_core/batch_connect/template.rb:
+        `echo -e "<param>: $<param>"` per conn_param, truncating the file)."""
         quoted = " ".join("'" + a.replace("'", "'\\''") + "'" for a in args)
-        return bash(f"{script_prefix}mt_publish {quoted}", env=self.env(**extra), cwd=self.session)
+        create_yml = ('; rc=$?; (umask 077; echo -e "host: $host\\nport: $port\\nmt_share_status: $mt_share_status"'
+                      " >connection.yml); exit $rc")
+        return bash(f"host=node-7 port=4000 mt_share_status=; {script_prefix}mt_publish {quoted}{create_yml}",
+                    env=self.env(**extra), cwd=self.session)
 
     def scontrol_calls(self) -> list[list[str]]:
         if not self.scontrol_log.exists():
@@ -247,7 +253,6 @@ def rig(tmp_path: Path) -> PublishRig:
     openssl.chmod(0o755)
     session = tmp_path / "output" / "0d9c1c62-1111-2222-3333-444455556666"
     session.mkdir(parents=True)
-    (session / "connection.yml").write_text("host: node-7\nport: 4000\n")
     home = tmp_path / "home"
     home.mkdir()
     return PublishRig(tmp_path, bin_dir, tmp_path / "keys", session, tmp_path / "scontrol.log",

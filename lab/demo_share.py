@@ -16,7 +16,7 @@ os.environ.setdefault("OOD_MT_LAB_PREFIX", "ood-mt-lab")
 os.environ.setdefault("MOLECULE_PROJECT_DIRECTORY", str(REPO))
 sys.path.insert(0, str(REPO / "molecule" / "shared"))
 
-from labhosts import dashboard, host, install_ood_runner, wait_for  # noqa: E402
+from labhosts import dashboard, host, install_ood_runner, ood_source_missing, wait_for  # noqa: E402
 from share_flow import running_cards, submit_database, wait_published  # noqa: E402
 
 DEMO_INSTANCE = "demo"
@@ -34,6 +34,10 @@ def running_demo_job() -> str:
 
 def main() -> int:
     report_only = "--report-only" in sys.argv[1:]
+    missing = ood_source_missing()
+    if missing:  # the demo launches and reads the share with OOD's own code
+        print(f"demo share: cannot run: {missing}", file=sys.stderr)
+        return 1
     install_ood_runner()
     job_id = running_demo_job()
     if not job_id:

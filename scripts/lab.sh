@@ -75,6 +75,10 @@ up() {
   report
 }
 
+# The demo launches and reads its share with Open OnDemand's own code (docs/testing.md).
+OOD_MT_OOD_SOURCE="$(bash "$repo_root/scripts/ood_sources.sh")"
+export OOD_MT_OOD_SOURCE
+
 case "${1:-up}" in
   up) up ;;
   down) "$repo_root/lab/lab_ctl.sh" down && echo "lab: removed" ;;

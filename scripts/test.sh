@@ -20,6 +20,10 @@ fi
 bash scripts/bootstrap.sh
 # shellcheck source=/dev/null
 source "$venv/bin/activate"
+# Open OnDemand's own sources, which the tests run (docs/testing.md); empty = those tests skip.
+OOD_MT_OOD_SOURCE="$(bash scripts/ood_sources.sh)"
+export OOD_MT_OOD_SOURCE
+echo "test: OOD sources: ${OOD_MT_OOD_SOURCE:-none, so the tests that run OOD code skip}"
 rm -rf "$reports"
 mkdir -p "$reports"
 

@@ -42,11 +42,18 @@ def as_user(user: str, command: str) -> str:
     return f"runuser -l {shlex.quote(user)} -c {shlex.quote(command)}"
 
 
+def ood_source_missing() -> Optional[str]:
+    if (OOD_SOURCE / f"ondemand-{OOD_VERSION}" / "apps" / "dashboard").is_dir():
+        return None
+    return f"OOD's sources are not at {OOD_SOURCE}; set OOD_MT_OOD_SOURCE (see docs/testing.md)"
+
+
 def install_ood_runner() -> None:
     """Copy OOD's sources (a test dependency) and tests/ood/ (the runner that loads them)
-    into the OOD container: test code, never part of the kit."""
-    assert (OOD_SOURCE / f"ondemand-{OOD_VERSION}").is_dir(), (
-        f"OOD's sources are not at {OOD_SOURCE}; set OOD_MT_OOD_SOURCE (see docs/testing.md)")
+    into the OOD container: test code, never part of the kit. Without the sources, the
+    tests that need them skip (ood() says why)."""
+    if ood_source_missing():
+        return
     name = f"{PREFIX}-ood"
     subprocess.run(["podman", "exec", name, "rm", "-rf", OOD_TEST_DIR], check=True)
     subprocess.run(["podman", "exec", name, "mkdir", "-p", OOD_TEST_DIR], check=True)
@@ -58,6 +65,11 @@ def install_ood_runner() -> None:
 def ood(user: str, *args: str) -> Any:
     """Run OOD's own dashboard code as `user` in the OOD container, with the production paths
     (apps, clusters.d, the dashboard env file, the kit's installed initializer); parse its JSON."""
+    missing = ood_source_missing()
+    if missing:
+        import pytest
+
+        pytest.skip(missing)
     cmd = as_user(user, f"OOD_MT_OOD_SOURCE={OOD_TEST_DIR}/ood OOD_MT_OOD_VERSION={OOD_VERSION} "
                         f"ruby {OOD_TEST_DIR}/runner/ood_dashboard.rb --initializer {INITIALIZER} "
                         f"--env-file /etc/ood/config/apps/dashboard/env --log /dev/null "

@@ -41,11 +41,12 @@ module MultiTenant
       "refresh_seconds" => 30,
       "squeue" => "squeue",
       "timeout_seconds" => 10,
-      "delivery_apps" => %w[mt_delivery_default mt_delivery_debug mt_delivery_readfile]
+      "delivery_apps" => %w[mt_delivery_default mt_delivery_debug mt_delivery_readfile],
+      "contract" => nil
     }.freeze
 
     attr_reader :wckey, :publisher_group, :tenant_groups, :tenant_group_pattern, :key_dir,
-                :cluster, :refresh_seconds, :squeue, :timeout_seconds, :delivery_apps
+                :cluster, :refresh_seconds, :squeue, :timeout_seconds, :delivery_apps, :contract
 
     def self.from_hash(hash)
       new(hash)
@@ -68,6 +69,10 @@ module MultiTenant
       @squeue = values["squeue"].to_s
       @timeout_seconds = Float(values["timeout_seconds"])
       @delivery_apps = Array(values["delivery_apps"]).map(&:to_s).freeze
+      # src/ood_mt/share_contract.json, inlined by ood-mt build.
+      raise ArgumentError, "MultiTenant::Config: contract (the share contract) is missing" unless values["contract"].is_a?(Hash)
+
+      @contract = Contract.new(values["contract"])
       %w[wckey publisher_group cluster].each do |name|
         raise ArgumentError, "MultiTenant::Config: #{name} must not be empty" if send(name).empty?
       end
@@ -137,14 +142,6 @@ module MultiTenant
 
   # ONE squeue call per refresh (docs/architecture.md "Discovery").
   class Discovery
-    NAME_WIDTH = 1024
-    COMMENT_WIDTH = 1024
-    FORMAT = "JobID:|,UserName:|,WCKey:|,Name:#{NAME_WIDTH}|,Comment:#{COMMENT_WIDTH}".freeze
-    # A record begins with an id and a user name; names and comments are
-    # fixed-width fields, so whatever a job name contains (|, newlines, a fake
-    # record) stays inside its 1024 bytes and cannot start a record of its own.
-    HEAD = /\G(\d+(?:_\d+)?(?:\+\d+)?) *\|([^|\n]*)\|([^|\n]*)\|/n.freeze
-
     Failure = Struct.new(:message)
 
     def initialize(config:, runner: nil)
@@ -152,8 +149,13 @@ module MultiTenant
       @runner = runner || CommandRunner.new(timeout_seconds: config.timeout_seconds)
     end
 
+    # squeue's -O format: every field fixed width, '|' after each (the share contract's listing).
+    def self.format(listing)
+      listing.fetch("fields").map { |name, width| "#{name}:#{width}|" }.join(",")
+    end
+
     def argv
-      [@config.squeue, "--noheader", "--states=RUNNING", "-O", FORMAT]
+      [@config.squeue, "--noheader", "--states=RUNNING", "-O", self.class.format(@config.contract.listing)]
     end
 
     # Returns an Array of Job, or a Failure (never raises).
@@ -167,52 +169,56 @@ module MultiTenant
         return Failure.new("squeue failed (#{result.status&.exitstatus.inspect}): #{first.scrub}")
       end
 
-      self.class.parse(result.stdout)
+      self.class.parse(result.stdout, @config.contract)
     rescue SystemCallError, IOError => e
       Failure.new("squeue could not run: #{e.message}")
     end
 
-    # Parses squeue output; keeps only rows whose name could be a share token.
-    def self.parse(output)
-      data = output.dup.force_encoding(Encoding::BINARY)
+    # Parses squeue output into the Jobs whose name could be a share token, or a Failure.
+    # Every record is exactly as long as its fixed-width fields with a '|' after each and a
+    # newline at the end, so a job name or comment (which may hold '|' and newlines) can
+    # neither create nor shift a record. Anything else, or a job id listed twice, means
+    # the listing cannot be trusted: nothing from it is used.
+    def self.parse(output, contract)
+      listing = contract.listing
+      fields = listing.fetch("fields")
+      record_bytes = fields.sum { |_name, width| width + 1 } + 1
+      data = output.to_s.b
+      if (data.bytesize % record_bytes).nonzero?
+        return Failure.new("squeue listing misaligned: #{data.bytesize} bytes is not a whole number of " \
+                           "#{record_bytes}-byte records; nothing from it is used")
+      end
+
       jobs = []
-      pos = 0
-      while pos < data.bytesize
-        match = HEAD.match(data, pos)
-        unless match
-          # Not a record start (should not happen with fixed widths): resync at
-          # the next line so one odd row never hides the others.
-          nl = data.index("\n", pos)
-          break if nl.nil?
+      seen = {}
+      (data.bytesize / record_bytes).times do |index|
+        record = data.byteslice(index * record_bytes, record_bytes)
+        values = []
+        pos = 0
+        fields.each do |name, width|
+          unless record.byteslice(pos + width, 1) == "|"
+            return Failure.new("squeue listing misaligned: record #{index + 1} has no '|' after #{name}; " \
+                               "nothing from it is used")
+          end
+          values << record.byteslice(pos, width).sub(/ +\z/, "")
+          pos += width + 1
+        end
+        unless record.byteslice(pos, 1) == "\n"
+          return Failure.new("squeue listing misaligned: record #{index + 1} does not end with a newline; " \
+                             "nothing from it is used")
+        end
+        jobid, user, wckey, name, comment = values.map { |v| v.dup.force_encoding(Encoding::UTF_8) }
+        unless contract.matches?(listing.fetch("jobid"), jobid) && contract.matches?(listing.fetch("user"), user)
+          return Failure.new("squeue listing misaligned: record #{index + 1} does not start with a job id and " \
+                             "a user name; nothing from it is used")
+        end
+        return Failure.new("squeue listing lists job #{jobid} twice; nothing from it is used") if seen.key?(jobid)
 
-          pos = nl + 1
-          next
-        end
-        body = match.end(0)
-        name = data.byteslice(body, NAME_WIDTH).to_s
-        sep = data.byteslice(body + NAME_WIDTH, 1)
-        comment_start = body + NAME_WIDTH + 1
-        comment = data.byteslice(comment_start, COMMENT_WIDTH).to_s
-        nl = data.index("\n", comment_start + comment.bytesize)
-        if sep != "|" || nl.nil?
-          # Short line: squeue trimmed the padding; fall back to this line only.
-          line_end = data.index("\n", body) || data.bytesize
-          rest = data.byteslice(body, line_end - body)
-          name, comment = rest.split("|", 2)
-          pos = line_end + 1
-        else
-          pos = nl + 1
-        end
-        name = name.to_s.rstrip
-        comment = comment.to_s.rstrip
+        seen[jobid] = true
         comment = +"" if comment == "(null)" # squeue's text for "no comment"
-        next unless name.start_with?("mt1:")
+        next unless name.b.start_with?("mt1:")
 
-        jobs << Job.new(jobid: match[1].to_s.force_encoding(Encoding::UTF_8),
-                        owner: match[2].strip.force_encoding(Encoding::UTF_8),
-                        wckey: match[3].strip.force_encoding(Encoding::UTF_8),
-                        name: name.force_encoding(Encoding::UTF_8),
-                        comment: comment.force_encoding(Encoding::UTF_8))
+        jobs << Job.new(jobid: jobid, owner: user, wckey: wckey.scrub, name: name, comment: comment)
       end
       jobs
     end
@@ -330,15 +336,24 @@ module MultiTenant
 
   # Decides, for one user, which candidate jobs are shares they may see.
   class Verifier
-    CONN_KEY = /\A[a-z_][a-z0-9_]*\z/i.freeze
     GROUP_NAME = /\A[A-Za-z0-9_][A-Za-z0-9_.-]*\z/.freeze
 
-    def initialize(config:, identity:, keys:, codec: MultiTenant::Codec)
+    # Member of the group by /etc/group (or the directory) OR by primary gid.
+    SYSTEM_MEMBERSHIP = lambda do |user, group_name|
+      group = Etc.getgrnam(group_name)
+      group.mem.include?(user) || Etc.getpwnam(user).gid == group.gid
+    rescue ArgumentError
+      false
+    end
+
+    # MEMBERSHIP: ->(user, group) { true if user is in group }; the system's by default.
+    def initialize(config:, identity:, keys:, codec: MultiTenant::Codec, membership: SYSTEM_MEMBERSHIP)
       @config = config
       @me = identity
       @keys = keys
       @codec = codec
-      @publisher_cache = {}
+      @membership = membership
+      @membership_cache = {}
     end
 
     # -> Share; raises Rejected with a stable reason.
@@ -356,8 +371,9 @@ module MultiTenant
 
       aud, kv = token_header(token)
       key, group = audience_key(aud, kv)
+      check_owner_in_audience(job.owner, aud)
       payload = @codec.decode(token, group_key: key, jobid: job.jobid, owner: job.owner)
-      check_payload(payload)
+      @config.contract.check_payload(payload, @config.delivery_apps)
       check_user_list(payload)
       Share.new(jobid: job.jobid, owner: job.owner, group: group, token: token, payload: payload)
     end
@@ -394,22 +410,16 @@ module MultiTenant
       [@keys.group_key(aud, kv), aud]
     end
 
-    def check_payload(payload)
-      raise Rejected.new("bad-payload", "payload is not an object") unless payload.is_a?(Hash)
-      raise Rejected.new("bad-payload", "mode #{payload['mode'].inspect}") unless %w[card form].include?(payload["mode"])
+    # A publisher shares only with an audience they belong to: "my user only" is for the
+    # owner alone, a group share needs the owner in that group. Otherwise a member of the
+    # publisher group could address cards to any group whose key they hold.
+    def check_owner_in_audience(owner, aud)
+      if aud.start_with?("~")
+        return if aud.delete_prefix("~") == owner
 
-      conn = payload["conn"]
-      unless conn.is_a?(Hash) && conn.all? { |k, v| k.is_a?(String) && CONN_KEY.match?(k) && v.is_a?(String) }
-        raise Rejected.new("bad-payload", "conn must map identifiers to strings")
+        raise Rejected.new("publisher-not-in-audience", "share for user #{aud.delete_prefix('~')} published by #{owner}")
       end
-      delivery = payload["delivery"].to_s
-      app = delivery.delete_prefix("sys/")
-      unless delivery.start_with?("sys/") && @config.delivery_apps.include?(app)
-        raise Rejected.new("bad-payload", "delivery #{delivery.inspect} is not a delivery app of this site")
-      end
-      %w[title app].each do |field|
-        raise Rejected.new("bad-payload", "#{field} missing") unless payload[field].is_a?(String)
-      end
+      raise Rejected.new("publisher-not-in-audience", "#{owner} is not in group #{aud}") unless member?(owner, aud)
     end
 
     def check_user_list(payload)
@@ -419,16 +429,10 @@ module MultiTenant
       raise Rejected.new("not-in-audience", "uid #{@me.uid} not in the share's user list") unless uids.include?(@me.uid)
     end
 
-    # Member of the publisher group by /etc/group (or the directory) OR by primary gid.
-    def publisher?(owner)
-      @publisher_cache.fetch(owner) do
-        @publisher_cache[owner] = begin
-          group = Etc.getgrnam(@config.publisher_group)
-          group.mem.include?(owner) || Etc.getpwnam(owner).gid == group.gid
-        rescue ArgumentError
-          false
-        end
-      end
+    def publisher?(owner) = member?(owner, @config.publisher_group)
+
+    def member?(user, group)
+      @membership_cache.fetch([user, group]) { @membership_cache[[user, group]] = @membership.call(user, group) }
     end
   end
 
@@ -674,10 +678,10 @@ module MultiTenant
       verifier = Verifier.new(config: @config, identity: @identity, keys: @keys, codec: @codec)
       accepted = {}
       card_shares = []
-      jobs.each do |job|
-        share = verify_one(verifier, job)
-        next if share.nil?
-
+      verified = jobs.filter_map { |job| verify_one(verifier, job) }
+      self.class.limit_per_publisher(verified, @config.contract.limits.fetch("shares_per_publisher")) do |share, detail|
+        log_rejection(share, share.token, "too-many-shares", detail)
+      end.each do |share|
         # The publisher uses its own shares from client forms but gets no second card:
         # the dashboard already shows its own session.
         card_shares << share if share.mode == "card" && share.owner != @identity.name
@@ -686,6 +690,20 @@ module MultiTenant
       @shares = accepted
       @specs = accepted.transform_values(&:to_spec)
       @cards.sync(card_shares)
+    end
+
+    # At most LIMIT shares per publisher: the newest (by created, then job id) stay; each
+    # other one is yielded with the reason's detail. Returns the kept shares in input order.
+    def self.limit_per_publisher(shares, limit)
+      dropped = {}
+      shares.group_by(&:owner).each do |owner, mine|
+        ordered = mine.sort_by { |sh| [sh.payload["created"], sh.jobid.split(/[_+]/).map(&:to_i)] }.reverse
+        ordered.drop(limit).each do |sh|
+          dropped[sh.jobid] = true
+          yield sh, "#{owner} publishes more than #{limit} shares to you"
+        end
+      end
+      shares.reject { |sh| dropped.key?(sh.jobid) }
     end
 
     def verify_one(verifier, job)

@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import jinja2
 import yaml
 from cookiecutter.exceptions import CookiecutterException
 from cookiecutter.main import cookiecutter
 
+from ood_mt import share_contract
 from ood_mt.config import CLIENT_APPS, DELIVERY_APPS, SERVICE_APPS, SiteConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,7 @@ CLIENT_TEMPLATE = PACKAGE_TEMPLATES / "client"
 DELIVERY_TEMPLATE = PACKAGE_TEMPLATES / "delivery"
 INITIALIZER_SRC = REPO_ROOT / "initializer_src"
 # The libraries the initializer inlines, in load order.
-INITIALIZER_LIBS = ("codec.rb", "multitenant.rb")
+INITIALIZER_LIBS = ("codec.rb", "contract.rb", "multitenant.rb")
 
 # Jinja settings shared by every template of the kit: bash's ${#var} and Ruby's "#{x}"
 # contain '{#', Jinja's default comment opener, so comments use {## ##} instead.
@@ -185,8 +186,10 @@ def render_app(spec: AppSpec, output_dir: Path, config_file: Path) -> Path:
     return path
 
 
-def render_initializer(site: SiteConfig, dest: Path) -> None:
-    """Render initializer_src/ood_multitenant.rb.j2 into one self-contained Ruby file."""
+def render_initializer(site: SiteConfig, dest: Path, lib_override: Optional[dict[str, str]] = None) -> None:
+    """Render initializer_src/ood_multitenant.rb.j2 into one self-contained Ruby file: the
+    site's facts, the share contract (share_contract.json) and the libraries, inlined.
+    LIB_OVERRIDE replaces a library's source (tests: a broken library must not break OOD)."""
     entry = INITIALIZER_SRC / "ood_multitenant.rb.j2"
     if not entry.is_file():
         raise BuildError(f"initializer: {entry} is missing")
@@ -196,6 +199,7 @@ def render_initializer(site: SiteConfig, dest: Path) -> None:
         if not lib.is_file():
             raise BuildError(f"initializer: {lib} is missing")
         lib_sources[name] = lib.read_text(encoding="utf-8")
+    lib_sources.update(lib_override or {})
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(INITIALIZER_SRC)),
         undefined=jinja2.StrictUndefined,
@@ -205,7 +209,7 @@ def render_initializer(site: SiteConfig, dest: Path) -> None:
     )
     try:
         text = env.get_template(entry.name).render(site=site.data, site_json=site.public_summary(),
-                                                   lib_sources=lib_sources)
+                                                   lib_sources=lib_sources, contract=share_contract.contract())
     except jinja2.TemplateError as exc:
         raise BuildError(f"initializer: template error in {entry}: {exc}") from exc
     dest.parent.mkdir(parents=True, exist_ok=True)

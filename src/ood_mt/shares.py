@@ -20,22 +20,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from ood_mt import codec, keys
+from ood_mt import codec, keys, share_contract
 from ood_mt.codec import Rejected
 
-NAME_WIDTH = 1024
-COMMENT_WIDTH = 1024
-SQUEUE_FORMAT = f"JobID:|,UserName:|,WCKey:|,Name:{NAME_WIDTH}|,Comment:{COMMENT_WIDTH}"
+LISTING = share_contract.contract()["listing"]
+LISTING_FIELDS: tuple[tuple[str, int], ...] = tuple((name, int(width)) for name, width in LISTING["fields"])
+SQUEUE_FORMAT = ",".join(f"{name}:{width}|" for name, width in LISTING_FIELDS)
+# Every field is padded to its width and followed by '|'; the record ends with a newline.
+RECORD_BYTES = sum(width + 1 for _name, width in LISTING_FIELDS) + 1
 DEFAULT_SITE_JSON = Path("/etc/ood-mt/site.json")
 DEFAULT_TIMEOUT_S = 10.0
 # The delivery apps of every site (docs/architecture.md, "App names"); same list as the initializer.
 DELIVERY_APPS = ("mt_delivery_default", "mt_delivery_debug", "mt_delivery_readfile")
 SITE_FIELDS = ("site", "cluster", "wckey", "publisher_group", "tenant_groups", "tenant_group_pattern",
                "key_dir", "refresh_seconds")
-# A record starts with a job id and a user name; names and comments are fixed width, so
-# a newline or '|' inside a job name can never start a forged record.
-_HEAD_RE = re.compile(rb"(\d+(?:_\d+)?(?:\+\d+)?) *\|([^|\n]*)\|([^|\n]*)\|")
-_CONN_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*", re.ASCII)
 _GROUP_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", re.ASCII)
 
 
@@ -135,38 +133,45 @@ def squeue_argv(squeue: str = "squeue", jobid: Optional[str] = None) -> list[str
 
 
 def parse_squeue(output: bytes) -> list[Job]:
-    """Rows of ``squeue -O SQUEUE_FORMAT`` whose name starts with mt1: (fixed-width parse)."""
+    """Rows of ``squeue -O SQUEUE_FORMAT`` whose name starts with mt1:.
+
+    Every record is exactly RECORD_BYTES long with '|' after each fixed-width field, so a
+    job name or comment (which may hold '|' and newlines) cannot create or shift a record.
+    Anything else means the listing cannot be trusted: DiscoveryError, no record at all.
+    A job id listed twice is treated the same way."""
+    if len(output) % RECORD_BYTES:
+        raise DiscoveryError(f"squeue listing misaligned: {len(output)} bytes is not a whole number of "
+                             f"{RECORD_BYTES}-byte records; nothing from it is used")
     jobs: list[Job] = []
-    pos = 0
-    size = len(output)
-    while pos < size:
-        match = _HEAD_RE.match(output, pos)
-        if match is None:
-            newline = output.find(b"\n", pos)
-            if newline < 0:
-                break
-            pos = newline + 1
-            continue
-        body = match.end()
-        name_b = output[body : body + NAME_WIDTH]
-        sep = output[body + NAME_WIDTH : body + NAME_WIDTH + 1]
-        comment_b = output[body + NAME_WIDTH + 1 : body + NAME_WIDTH + 1 + COMMENT_WIDTH]
-        newline = output.find(b"\n", body + NAME_WIDTH + 1 + len(comment_b))
-        if sep != b"|" or newline < 0:
-            line_end = output.find(b"\n", body)
-            line_end = size if line_end < 0 else line_end
-            name_b, _, comment_b = output[body:line_end].partition(b"|")
-            pos = line_end + 1
-        else:
-            pos = newline + 1
-        name = name_b.rstrip(b" ").decode("utf-8", "replace")
-        comment = comment_b.rstrip(b" ").decode("utf-8", "replace")
+    seen: set[bytes] = set()
+    for start in range(0, len(output), RECORD_BYTES):
+        record = output[start : start + RECORD_BYTES]
+        values: list[bytes] = []
+        pos = 0
+        for name, width in LISTING_FIELDS:
+            if record[pos + width : pos + width + 1] != b"|":
+                raise DiscoveryError(f"squeue listing misaligned: record {start // RECORD_BYTES + 1} has no '|' "
+                                     f"after {name}; nothing from it is used")
+            values.append(record[pos : pos + width].rstrip(b" "))
+            pos += width + 1
+        if record[pos:] != b"\n":
+            raise DiscoveryError(f"squeue listing misaligned: record {start // RECORD_BYTES + 1} does not end "
+                                 "with a newline; nothing from it is used")
+        jobid_b, user_b, wckey_b, name_b, comment_b = values
+        if not share_contract.matches(LISTING["jobid"], jobid_b.decode("ascii", "replace")) or \
+                not share_contract.matches(LISTING["user"], user_b.decode("ascii", "replace")):
+            raise DiscoveryError(f"squeue listing misaligned: record {start // RECORD_BYTES + 1} does not start "
+                                 "with a job id and a user name; nothing from it is used")
+        if jobid_b in seen:
+            raise DiscoveryError(f"squeue listing lists job {jobid_b.decode()} twice; nothing from it is used")
+        seen.add(jobid_b)
+        name = name_b.decode("utf-8", "replace")
+        comment = comment_b.decode("utf-8", "replace")
         if comment == "(null)":  # squeue's text for "no comment"
             comment = ""
-        if not name.startswith(codec.PREFIX):
-            continue
-        jobs.append(Job(jobid=match.group(1).decode(), owner=match.group(2).decode().strip(),
-                        wckey=match.group(3).decode().strip(), name=name, comment=comment))
+        if name.startswith(codec.PREFIX):
+            jobs.append(Job(jobid=jobid_b.decode(), owner=user_b.decode(), wckey=wckey_b.decode("utf-8", "replace"),
+                            name=name, comment=comment))
     return jobs
 
 
@@ -251,18 +256,20 @@ class Evaluation:
 
 
 KeyLookup = Callable[[str, int], bytes]
+# in_group(user, group): is USER a member of GROUP (member list or primary group)?
+MembershipLookup = Callable[[str, str], bool]
 
 
-def is_publisher(owner: str, publisher_group: str) -> bool:
-    """Member of the publisher group by the member list OR by primary gid."""
+def in_group(user: str, group_name: str) -> bool:
+    """Member of the group by the member list OR by primary gid (the system's directory)."""
     try:
-        group = grp.getgrnam(publisher_group)
+        group = grp.getgrnam(group_name)
     except KeyError:
         return False
-    if owner in group.gr_mem:
+    if user in group.gr_mem:
         return True
     try:
-        return pwd.getpwnam(owner).pw_gid == group.gr_gid
+        return pwd.getpwnam(user).pw_gid == group.gr_gid
     except KeyError:
         return False
 
@@ -271,9 +278,11 @@ class Verifier:
     """Decides which jobs are shares ``identity`` may see; the initializer's rules."""
 
     def __init__(self, site: SiteSummary, identity: Identity, *, group_key: Optional[KeyLookup] = None,
-                 user_key: Optional[Callable[[str], bytes]] = None, check_membership: bool = True) -> None:
+                 user_key: Optional[Callable[[str], bytes]] = None, check_membership: bool = True,
+                 membership: MembershipLookup = in_group) -> None:
         self.site = site
         self.me = identity
+        self._in_group = membership
         self._group_key = group_key or self._my_group_key
         self._user_key = user_key or self._my_user_key
         # audit (root) checks every share, not the ones addressed to root.
@@ -308,7 +317,7 @@ class Verifier:
             ev.steps.append(Step("wckey", True, f"{job.wckey} is the site WCKey"))
         else:
             ev.steps.append(Step("wckey", None, "not checked: give --job-id of a running job"))
-        if not is_publisher(job.owner, self.site.publisher_group):
+        if not self._in_group(job.owner, self.site.publisher_group):
             raise Rejected("publisher-not-in-group", f"{job.owner} is not in {self.site.publisher_group}")
         ev.steps.append(Step("publisher", True, f"{job.owner} is in {self.site.publisher_group}"))
         token = codec.join_transport(job.name, job.comment or None)
@@ -321,9 +330,11 @@ class Verifier:
                                             f"key version {parsed.kv}"))
         key, ev.group = self.audience_key(parsed.aud, parsed.kv)
         ev.steps.append(Step("key", True, f"key {parsed.kv} of {parsed.aud} readable"))
+        self._check_owner_in_audience(job.owner, parsed.aud)
+        ev.steps.append(Step("owner", True, f"{job.owner} is in the audience {parsed.aud}"))
         payload = codec.decode(token, group_key=key, jobid=job.jobid, owner=job.owner)
         ev.steps.append(Step("tag", True, f"authentic for job {job.jobid} of {job.owner}; decrypted"))
-        self._check_payload(payload)
+        share_contract.check_payload(payload, DELIVERY_APPS)
         ev.steps.append(Step("payload", True, f"{payload['mode']} share of app {payload['app']} "
                                               f"via {payload['delivery']}"))
         if "users" in payload:
@@ -348,18 +359,34 @@ class Verifier:
             raise Rejected("not-in-audience", f"{self.me.name} is not in group {aud}")
         return self._group_key(aud, kv), aud
 
-    @staticmethod
-    def _check_payload(payload: dict[str, Any]) -> None:
-        if payload.get("mode") not in ("card", "form"):
-            raise Rejected("bad-payload", f"mode {payload.get('mode')!r}")
-        conn = payload.get("conn")
-        if not isinstance(conn, dict) or not all(
-            isinstance(k, str) and _CONN_KEY_RE.fullmatch(k) and isinstance(v, str) for k, v in conn.items()
-        ):
-            raise Rejected("bad-payload", "conn must map identifiers to strings")
-        delivery = str(payload.get("delivery", ""))
-        if not delivery.startswith("sys/") or delivery[4:] not in DELIVERY_APPS:
-            raise Rejected("bad-payload", f"delivery {delivery!r} is not a delivery app of this site")
+    def _check_owner_in_audience(self, owner: str, aud: str) -> None:
+        """A publisher shares only with an audience they belong to: "my user only" is for
+        the owner alone, a group share needs the owner in that group. Otherwise a member of
+        the publisher group could address cards to any group whose key they hold."""
+        if aud.startswith("~"):
+            if aud[1:] != owner:
+                raise Rejected("publisher-not-in-audience", f"share for user {aud[1:]} published by {owner}")
+        elif not self._in_group(owner, aud):
+            raise Rejected("publisher-not-in-audience", f"{owner} is not in group {aud}")
+
+
+def limit_per_publisher(evaluations: list[Evaluation]) -> None:
+    """At most ``shares_per_publisher`` accepted shares per publisher: the newest (by
+    created, then job id) stay, the others are rejected with too-many-shares."""
+    limit = share_contract.contract()["limits"]["shares_per_publisher"]
+    by_owner: dict[str, list[Evaluation]] = {}
+    for ev in evaluations:
+        if ev.accepted:
+            by_owner.setdefault(ev.job.owner, []).append(ev)
+    for owner, accepted in by_owner.items():
+        accepted.sort(key=lambda e: (e.payload["created"], _job_order(e.job.jobid)), reverse=True)  # type: ignore[index]
+        for ev in accepted[limit:]:
+            ev.rejection = Rejected("too-many-shares", f"{owner} publishes more than {limit} shares to you")
+            ev.steps.append(Step("too-many-shares", False, ev.rejection.detail))
+
+
+def _job_order(jobid: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.split(r"[_+]", jobid))
 
 
 def group_size(group: str) -> int:

@@ -92,8 +92,9 @@ def list_command(site_json: Optional[Path], site_file: Optional[Path], squeue: s
     me = shares.Identity.current()
     verifier = shares.Verifier(site, me)
     rows = []
-    for job in _discover("list", squeue, timeout):
-        ev = verifier.evaluate(job)
+    evaluations = [verifier.evaluate(job) for job in _discover("list", squeue, timeout)]
+    shares.limit_per_publisher(evaluations)
+    for ev in evaluations:
         if ev.accepted:
             rows.append(_row(ev, me.name))
         elif verbose:

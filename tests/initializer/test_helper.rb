@@ -11,7 +11,11 @@ require "yaml"
 REPO_ROOT = File.expand_path("../..", __dir__)
 CODEC_RB = File.join(REPO_ROOT, "initializer_src/lib/codec.rb")
 require CODEC_RB if File.exist?(CODEC_RB)
+require File.join(REPO_ROOT, "initializer_src/lib/contract.rb")
 require File.join(REPO_ROOT, "initializer_src/lib/multitenant.rb")
+# The one share contract (the rendered initializer inlines the same file).
+CONTRACT_DATA = JSON.parse(File.read(File.join(REPO_ROOT, "src/ood_mt/share_contract.json"))).freeze
+CONTRACT = MultiTenant::Contract.new(CONTRACT_DATA)
 
 PYTHON = [File.join(REPO_ROOT, ".venv/bin/python"), "python3"].find { |p| p.include?("/") ? File.executable?(p) : true }
 
@@ -22,13 +26,15 @@ module InitializerTestHelpers
       defined?(MultiTenant::Codec) && MultiTenant::Codec.respond_to?(:decode)
   end
 
-  # One row exactly as squeue prints `-O JobID:|,UserName:|,WCKey:|,Name:1024|,Comment:1024`
-  # (checked against Slurm 22.05: fixed-width fields padded with spaces by BYTES,
-  # "(null)" for no comment, newlines in names kept as they are).
+  # One record exactly as squeue prints the contract's listing format
+  # (`-O JobID:20|,UserName:40|,WCKey:70|,Name:1024|,Comment:1024|`; checked against Slurm
+  # 22.05: every field padded with spaces by BYTES to its width, "(null)" for no comment,
+  # newlines in names kept as they are).
   def squeue_row(jobid, user, wckey, name, comment = nil)
-    name_b = name.b
-    comment_b = (comment || "(null)").b
-    "#{jobid}|#{user}|#{wckey}|".b + name_b.ljust(1024, " ") + "|" + comment_b.ljust(1024, " ") + "\n"
+    values = [jobid, user, wckey, name, comment || "(null)"]
+    CONTRACT.listing.fetch("fields").each_with_index.map do |(_field, width), i|
+      values[i].to_s.b.byteslice(0, width).ljust(width, " ") + "|"
+    end.join.b + "\n"
   end
 
   # Encodes a token with the PYTHON reference encoder (ood_mt.codec): the Ruby side is
@@ -57,9 +63,9 @@ module InitializerTestHelpers
     JSON.parse(out)
   end
 
-  def sample_payload(mode: "card", conn: { "host" => "node1", "port" => "8080", "password" => "s3cr\"et: yes" },
+  def sample_payload(mode: "card", conn: { "host" => "node1", "port" => "8080", "password" => "s3cr#et:x{y}" },
                      delivery: "sys/mt_delivery_default", **extra)
-    { "v" => 1, "app" => "llm", "title" => "Llama", "preset" => "llama3.2:1b", "mode" => mode,
+    { "v" => 1, "app" => "llm", "title" => "Llama", "preset" => "api", "mode" => mode,
       "delivery" => delivery, "session" => "0f2c", "created" => 1_700_000_000, "conn" => conn }.merge(extra)
   end
 
@@ -78,7 +84,8 @@ module InitializerTestHelpers
   def site_config(**over)
     MultiTenant::Config.from_hash({ "wckey" => "multitenant", "publisher_group" => "root",
                                     "tenant_groups" => ["mtclass"], "key_dir" => "/nonexistent",
-                                    "cluster" => "hostlab", "refresh_seconds" => 30 }.merge(over))
+                                    "cluster" => "hostlab", "refresh_seconds" => 30,
+                                    "contract" => CONTRACT_DATA }.merge(over))
   end
 end
 

@@ -14,7 +14,6 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
 
 from ood_mt import config, render
@@ -26,19 +25,7 @@ KIT_BLOCKS = {"BatchConnect::SessionsController": 1, "BatchConnect::SessionConte
 
 
 def _render(dest: Path, lib_override: dict[str, str] | None = None) -> Path:
-    site = config.load_site(LAB_SITE)
-    if lib_override is None:
-        render.render_initializer(site, dest)
-        dest.chmod(0o644)
-        return dest
-    # Same Jinja settings as render.render_initializer, with a library replaced.
-    libs = {name: (render.INITIALIZER_SRC / "lib" / name).read_text() for name in render.INITIALIZER_LIBS}
-    libs.update(lib_override)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(render.INITIALIZER_SRC)),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False,
-                             **render.JINJA_ENV_VARS)
-    dest.write_text(env.get_template("ood_multitenant.rb.j2").render(site=site.data, lib_sources=libs,
-                                                                     site_json=site.public_summary()))
+    render.render_initializer(config.load_site(LAB_SITE), dest, lib_override)
     dest.chmod(0o644)
     return dest
 

@@ -122,7 +122,7 @@ source {base}/mt_share.sh
 mt_publish --app database --title "Test DB {mode}" --preset connection --mode {mode} \\
   --delivery sys/mt_delivery_default --audience group --group mtclass --key-dir {base}/keys \\
   --conn host="$(hostname -s)" --conn port=4242 --conn database=classdb --conn user=student \\
-  --conn 'password=pa"ss: yes' --conn 'note=2024-01-31'
+  --conn 'password=pa#ss:x{{y}}' --conn 'x_note=2024-01-31'
 exec sleep 900
 """
 
@@ -235,9 +235,9 @@ def test_receiver_gets_a_running_card_that_renders(lab: Lab, receiver: str) -> N
     assert card["status"] == "running"
     assert card["token"] == "sys/mt_delivery_default"
     assert card["title"] == f"Test DB card from mtpub (job {lab.jobs['card']})"
-    assert card["connection"]["password"] == 'pa"ss: yes'
-    assert card["connection"]["note"] == "2024-01-31"  # a date-like string stays a string
-    assert "4242" in card["view_html"] and "pa&quot;ss: yes" in card["view_html"]
+    assert card["connection"]["password"] == "pa#ss:x{y}"
+    assert card["connection"]["x_note"] == "2024-01-31"  # a date-like string stays a string
+    assert "4242" in card["view_html"] and "pa#ss:x{y}" in card["view_html"]
     conn_file = Path(card["connection_path"])
     assert conn_file.stat().st_mode & 0o777 == 0o600
     assert conn_file.parent.stat().st_mode & 0o777 == 0o700
@@ -286,7 +286,7 @@ def test_cli_list_and_show_as_receiver(lab: Lab) -> None:
     assert all("conn" not in r for r in rows), "list never prints connection secrets"
     shown = lab.cli("mtrecv", "show", lab.jobs["card"], "--json")
     assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["conn"]["password"] == 'pa"ss: yes'
+    assert json.loads(shown.stdout)["conn"]["password"] == "pa#ss:x{y}"
     forged = lab.cli("mtrecv", "show", lab.jobs["forged"])
     assert forged.returncode == 1
     assert f"ood-mt: job {lab.jobs['forged']}: rejected: publisher-not-in-group" in forged.stderr

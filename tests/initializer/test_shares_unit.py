@@ -18,9 +18,11 @@ SITE = {"site": "lab", "cluster": "hostlab", "wckey": "multitenant", "publisher_
 
 
 def squeue_row(jobid: str, user: str, wckey: str, name: str, comment: str = "(null)") -> bytes:
-    """One row as Slurm 22.05 prints -O 'JobID:|,UserName:|,WCKey:|,Name:1024|,Comment:1024'."""
-    return (f"{jobid}|{user}|{wckey}|".encode() + name.encode().ljust(1024) + b"|"
-            + comment.encode().ljust(1024) + b"\n")
+    """One record as Slurm 22.05 prints the contract's listing format: every field padded
+    with spaces by BYTES to its width and followed by '|', then a newline."""
+    values = [jobid, user, wckey, name, comment]
+    return b"".join(v.encode()[:width].ljust(width) + b"|"
+                    for v, (_field, width) in zip(values, shares.LISTING_FIELDS)) + b"\n"
 
 
 def test_parse_keeps_shares_and_resists_hostile_names() -> None:
@@ -36,9 +38,34 @@ def test_parse_keeps_shares_and_resists_hostile_names() -> None:
     ]
 
 
+def test_a_hostile_wckey_and_name_cannot_forge_a_record() -> None:
+    """The forgery the old resynchronising parser allowed (WCKeys not enforced): a WCKey
+    holding '|' made the record look wrong, the parser resynchronised at the next line,
+    which was inside the attacker's job name: another job id and owner."""
+    out = (squeue_row("20", "mallory", "a|b\nc", "x\n999 |mtpub|multitenant|mt1:mtclass:1:FORGED")
+           + squeue_row("21", "mtpub", "multitenant", "mt1:REAL"))
+    assert [(j.jobid, j.owner) for j in shares.parse_squeue(out)] == [("21", "mtpub")]
+
+
+@pytest.mark.parametrize("what", ["stray line", "short record", "missing separator", "no job id", "newline in user",
+                                  "job listed twice"])
+def test_a_misaligned_listing_yields_nothing(what: str) -> None:
+    good = squeue_row("15", "mtpub", "multitenant", "mt1:c")
+    out = {
+        "stray line": b"slurm_load_jobs error: something\n" + good,
+        "short record": good + good[:100] + b"\n",
+        "missing separator": good.replace(b"|", b" ", 1),
+        "no job id": squeue_row("x15", "mtpub", "multitenant", "mt1:c"),
+        "newline in user": squeue_row("16", "mt\npub", "multitenant", "mt1:c"),
+        "job listed twice": good + good,
+    }[what]
+    with pytest.raises(shares.DiscoveryError, match="nothing from it is used"):
+        shares.parse_squeue(out)
+
+
 def test_argv_is_the_documented_single_call() -> None:
     assert shares.squeue_argv() == ["squeue", "--noheader", "--states=RUNNING", "-O",
-                                    "JobID:|,UserName:|,WCKey:|,Name:1024|,Comment:1024"]
+                                    "JobID:20|,UserName:40|,WCKey:70|,Name:1024|,Comment:1024|"]
 
 
 def test_hanging_squeue_is_killed_after_the_timeout() -> None:

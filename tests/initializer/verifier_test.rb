@@ -32,9 +32,9 @@ class VerifierTest < Minitest::Test
                               group_names: groups)
   end
 
-  def verifier(me = @me, config = @config)
+  def verifier(me = @me, config = @config, **membership)
     MultiTenant::Verifier.new(config: config, identity: me,
-                              keys: MultiTenant::KeyStore.new(key_dir: config.key_dir, home: me.home))
+                              keys: MultiTenant::KeyStore.new(key_dir: config.key_dir, home: me.home), **membership)
   end
 
   def job(token, jobid: "500", owner: "mtpub", wckey: "multitenant")
@@ -46,8 +46,8 @@ class VerifierTest < Minitest::Test
     python_token(payload: payload, key: key, aud: aud, kv: kv, jobid: jobid, owner: owner)
   end
 
-  def assert_rejected(reason, the_job, me = @me, config = @config)
-    error = assert_raises(MultiTenant::Rejected) { verifier(me, config).verify(the_job) }
+  def assert_rejected(reason, the_job, me = @me, config = @config, **membership)
+    error = assert_raises(MultiTenant::Rejected) { verifier(me, config, **membership).verify(the_job) }
     assert_equal reason, error.reason, error.message
     error
   end
@@ -56,7 +56,7 @@ class VerifierTest < Minitest::Test
     share = verifier.verify(job(token))
     assert_equal ["500", "mtpub", "mtclass", "card", "sys/mt_delivery_default"],
                  [share.jobid, share.owner, share.group, share.mode, share.payload["delivery"]]
-    assert_equal "s3cr\"et: yes", share.conn["password"]
+    assert_equal "s3cr#et:x{y}", share.conn["password"]
     assert_equal "Llama from mtpub (job 500)", share.label
   end
 
@@ -102,16 +102,29 @@ class VerifierTest < Minitest::Test
     assert verifier.verify(job(mine))
   end
 
-  def test_user_only_share_for_me_uses_my_user_key
-    key = MultiTenant::KeyStore.new(key_dir: @key_dir, home: @me.home).user_key
-    path = File.join(@me.home, ".ood-mt", "user.key")
+  def test_user_only_share_is_for_its_publisher_alone
+    me = identity("mtpub", %w[mtpub mtusr mtclass])
+    key = MultiTenant::KeyStore.new(key_dir: @key_dir, home: me.home).user_key
+    path = File.join(me.home, ".ood-mt", "user.key")
     assert_equal 0o600, File.stat(path).mode & 0o777
     assert_equal 0o700, File.stat(File.dirname(path)).mode & 0o777
-    mine = token(aud: "~mtrecv", kv: 1, key: key)
-    assert_equal "~mtrecv", verifier.verify(job(mine)).group
-    assert_rejected("not-in-audience", job(token(aud: "~mtrecv2", kv: 1, key: key)))
+    mine = token(aud: "~mtpub", kv: 1, key: key)
+    assert_equal "~mtpub", verifier(me).verify(job(mine)).group
+    assert_rejected("not-in-audience", job(token(aud: "~mtrecv2", kv: 1, key: key)), me)
     File.chmod(0o644, path)
-    assert_rejected("no-key", job(mine))
+    assert_rejected("no-key", job(mine), me)
+  end
+
+  # Finding 3 of the hostile-publisher review: the audience must hold the publisher.
+  def test_publisher_must_be_in_the_audience
+    # "my user only" addressed to another user: refused even with that user's key.
+    receiver_key = MultiTenant::KeyStore.new(key_dir: @key_dir, home: @me.home).user_key
+    to_other = token(aud: "~mtrecv", kv: 1, key: receiver_key)
+    assert_rejected("publisher-not-in-audience", job(to_other))
+    # a group share from a publisher outside that group (membership as a directory says).
+    outside = ->(user, group) { !(user == "mtpub" && group == "mtclass") && MultiTenant::Verifier::SYSTEM_MEMBERSHIP.call(user, group) }
+    error = assert_rejected("publisher-not-in-audience", job(token), @me, @config, membership: outside)
+    assert_match(/mtpub is not in group mtclass/, error.message)
   end
 
   def test_missing_key_and_bad_encoding_and_bad_payload

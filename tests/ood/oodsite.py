@@ -36,6 +36,7 @@ RUBY = shutil.which("ruby") or "/usr/bin/ruby"
 # Every OOD version the kit supports, each paired with its ood_core in the runner.
 OOD_VERSIONS = ("4.2.3", "3.1.14")
 TENANT_GROUP = "mtclass"
+ADMIN_PATH = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
 KEY_VERSION = 1
 
 
@@ -173,8 +174,7 @@ def publish(site: OodSite, user: str, *, app: str, conn: dict[str, str], preset:
     work = site.base / "publishers"
     argv = ["runuser", "-u", user, "--", "sbatch", "--parsable", "--wckey=multitenant", "-J", "mt-test",
             f"--chdir={work}", f"--output={work}/slurm-%j.out"]
-    done = subprocess.run(argv, input=script, capture_output=True, text=True, check=False,
-                          env={"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"})
+    done = subprocess.run(argv, input=script, capture_output=True, text=True, check=False, env=ADMIN_PATH)
     assert done.returncode == 0, f"sbatch as {user}: {done.stderr}"
     job = done.stdout.strip().split(";")[0]
 
@@ -184,6 +184,38 @@ def publish(site: OodSite, user: str, *, app: str, conn: dict[str, str], preset:
 
     wait_for(published, timeout, f"job {job} of {user} to publish",
              lambda: (work / f"slurm-{job}.out").read_text() if (work / f"slurm-{job}.out").exists() else "")
+    return job
+
+
+def publish_raw(site: OodSite, user: str, *, app: str, conn: dict[str, str], preset: str = "debug",
+                mode: str = "form", title: str = "Test share", group: str = TENANT_GROUP,
+                payload_changes: Optional[dict[str, Any]] = None) -> str:
+    """A HOSTILE publisher: a job of USER renamed (by USER, with scontrol) to a share made
+    with the reference encoder (ood_mt.codec), so it can carry anything the protocol can
+    encode, including what the kit's own publishing library would refuse."""
+    import time as _time
+
+    from ood_mt import codec
+
+    work = site.base / "publishers"
+    argv = ["runuser", "-u", user, "--", "sbatch", "--parsable", "--wckey=multitenant", "-J", "mt-raw",
+            f"--chdir={work}", "--output=/dev/null", "--wrap", "exec sleep 1200"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=ADMIN_PATH)
+    assert done.returncode == 0, f"sbatch as {user}: {done.stderr}"
+    job = done.stdout.strip().split(";")[0]
+    wait_for(lambda: subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True,
+                                    check=False).stdout.strip() == "RUNNING", 60, f"job {job} to run")
+    payload: dict[str, Any] = {"v": 1, "app": app, "title": title, "preset": preset, "mode": mode,
+                               "delivery": "sys/mt_delivery_debug", "session": "raw", "created": int(_time.time()),
+                               "conn": conn, **(payload_changes or {})}
+    key = keys.derive_group_key(site.master, group, KEY_VERSION)
+    token = codec.encode(payload, group_key=key, aud=group, kv=KEY_VERSION, jobid=job, owner=user)
+    name, comment = codec.split_transport(token)
+    update = ["runuser", "-u", user, "--", "scontrol", "update", f"JobId={job}", f"JobName={name}"]
+    if comment:
+        update.append(f"Comment={comment}")
+    renamed = subprocess.run(update, capture_output=True, text=True, check=False, env=ADMIN_PATH)
+    assert renamed.returncode == 0, renamed.stderr
     return job
 
 

@@ -1,0 +1,105 @@
+"""What a share may carry, checked on the receiving side (protocol v1).
+
+Every field of a share is untrusted input from another user (docs/threat-model.md,
+"Hostile publisher"). The rules are DATA, in ``share_contract.json`` next to this file: this
+module applies them for the CLI, ``initializer_src/lib/contract.rb`` applies the same file
+inside the dashboard, and ``tests/vectors/verdicts.json`` pins the two together.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache, lru_cache
+from importlib import resources
+from typing import Any, Optional, Sequence
+
+from ood_mt.codec import Rejected
+
+
+@lru_cache(maxsize=1)
+def contract() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(resources.files("ood_mt").joinpath("share_contract.json").read_text("utf-8"))
+    return data
+
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(f"(?:{pattern})", re.ASCII)
+
+
+def matches(pattern: str, value: str) -> bool:
+    return _compiled(pattern).fullmatch(value) is not None
+
+
+def forbidden_character(text: str) -> Optional[str]:
+    """The first code point free text may not hold, as U+XXXX, or None."""
+    ranges = contract()["text"]["forbidden_ranges"]
+    for ch in text:
+        cp = ord(ch)
+        if (cp & 0xFFFE) == 0xFFFE or any(lo <= cp <= hi for lo, hi in ranges):
+            return f"U+{cp:04X}"
+    return None
+
+
+def _check_text(field: str, value: str, max_chars: int) -> None:
+    if len(value) > max_chars:
+        raise Rejected("bad-field", f"{field}: {len(value)} characters, limit {max_chars}")
+    bad = forbidden_character(value)
+    if bad:
+        raise Rejected("bad-field", f"{field}: holds the control or invisible character {bad}")
+
+
+def check_conn(conn: dict[str, str]) -> None:
+    """Each connection key from the contract's set (or x_<name>), each value to its rule."""
+    rules = contract()["conn"]
+    limits = contract()["limits"]
+    if len(conn) > limits["conn_keys"]:
+        raise Rejected("bad-conn-key", f"{len(conn)} connection keys, limit {limits['conn_keys']}")
+    for key in sorted(conn):
+        value = conn[key]
+        rule = rules["fields"].get(key)
+        if rule is None:
+            if not matches(rules["extension_key"], key):
+                raise Rejected("bad-conn-key", f"conn.{key} is not a connection key receivers accept")
+            _check_text(f"conn.{key}", value, limits["text_chars"])
+            continue
+        _check_text(f"conn.{key}", value, rule.get("max_chars", limits["text_chars"]))
+        if not matches(rule["pattern"], value):
+            raise Rejected("bad-field", f"conn.{key}: not the form a {key} has")
+        if "min" in rule and not rule["min"] <= int(value) <= rule["max"]:
+            raise Rejected("bad-field", f"conn.{key}: {value} is outside {rule['min']}..{rule['max']}")
+
+
+def check_payload(payload: Any, delivery_apps: Sequence[str]) -> None:
+    """Raise Rejected unless PAYLOAD (a decrypted share) keeps the contract."""
+    if not isinstance(payload, dict):
+        raise Rejected("bad-payload", "payload is not an object")
+    rules = contract()["payload"]
+    limits = contract()["limits"]
+    if payload.get("mode") not in rules["modes"]:
+        raise Rejected("bad-payload", f"mode {payload.get('mode')!r}")
+    conn = payload.get("conn")
+    if not isinstance(conn, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in conn.items()):
+        raise Rejected("bad-payload", "conn must map names to strings")
+    delivery = payload.get("delivery")
+    if not isinstance(delivery, str) or not delivery.startswith("sys/") or delivery[4:] not in delivery_apps:
+        raise Rejected("bad-payload", f"delivery {delivery!r} is not a delivery app of this site")
+    for field in ("title", "app"):
+        if not isinstance(payload.get(field), str):
+            raise Rejected("bad-payload", f"{field} missing")
+    title = payload["title"]
+    if not title.strip():
+        raise Rejected("bad-field", "title: empty")
+    _check_text("title", title, limits["title_chars"])
+    for field in ("app", "preset", "session"):
+        value = payload.get(field, "")
+        if not isinstance(value, str) or not matches(rules[field], value):
+            raise Rejected("bad-field", f"{field}: {value!r} is not the form an {field} has")
+    created = payload.get("created")
+    if not isinstance(created, int) or isinstance(created, bool) or not (
+        limits["created_min"] <= created <= limits["created_max"]
+    ):
+        raise Rejected("bad-field", f"created: {created!r} is not a time between {limits['created_min']} "
+                                    f"and {limits['created_max']}")
+    check_conn(conn)

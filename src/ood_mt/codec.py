@@ -54,6 +54,11 @@ REASONS = frozenset(
         "too-large",
         "not-in-audience",
         "job-not-running",
+        # the share contract and receiver policy (share_contract.py, shares.py)
+        "publisher-not-in-audience",
+        "bad-field",
+        "bad-conn-key",
+        "too-many-shares",
     }
 )
 

@@ -324,8 +324,9 @@ module MultiTenant
     def card_metadata
       { "mt_preset" => preset, "mt_app" => app, "mt_title" => title, "mt_publisher" => owner,
         "mt_audience" => group, "mt_job_id" => jobid.to_s,
-        "mt_checks" => "site WCKey; publisher #{owner} in the publisher group; message authenticated " \
-                       "for job #{jobid}, owner #{owner} and audience #{group}; you are in the audience" }
+        "mt_checks" => "site WCKey; publisher #{owner} in the publisher group and in the audience; message " \
+                       "authenticated for job #{jobid}, owner #{owner} and audience #{group}; every field within " \
+                       "the share contract; you are in the audience" }
     end
 
     def to_spec

@@ -114,6 +114,31 @@ def user_key_path(home: Path) -> Path:
     return Path(home) / USER_KEY_DIR / USER_KEY_FILE
 
 
+def read_user_key_of(home: Path, uid: int) -> bytes:
+    """Another user's key, read by root for `ood-mt audit`: only a regular file (never a
+    symlink, FIFO or device: opened with O_NOFOLLOW|O_NONBLOCK, checked with fstat) owned
+    by UID in a directory owned by UID, private, at most 65 bytes read. KeyFileError else."""
+    path = user_key_path(home)
+    try:
+        parent = path.parent.lstat()
+        if not stat.S_ISDIR(parent.st_mode) or parent.st_uid != uid:
+            raise KeyFileError(f"{path.parent}: not a directory of uid {uid}")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        raise KeyFileError(f"{path}: {exc.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != uid or info.st_mode & 0o077:
+            raise KeyFileError(f"{path}: not a private regular file of uid {uid}")
+        data = os.read(fd, 66)
+    finally:
+        os.close(fd)
+    text = data.decode("ascii", "replace")
+    if not re.fullmatch(r"[0-9a-f]{64}\n?", text):
+        raise KeyFileError(f"{path}: malformed (expected 64 hex characters)")
+    return bytes.fromhex(text[:64])
+
+
 def _check_private(path: Path, want_dir: bool) -> None:
     info = path.lstat()
     kind_ok = stat.S_ISDIR(info.st_mode) if want_dir else stat.S_ISREG(info.st_mode)

@@ -431,13 +431,12 @@ class AdminKeys:
 
     def user_key(self, user: str) -> bytes:
         try:
-            path = keys.user_key_path(Path(pwd.getpwnam(user).pw_dir))
-            text = path.read_text(encoding="ascii")
-        except (KeyError, OSError, UnicodeDecodeError) as exc:
+            entry = pwd.getpwnam(user)
+            return keys.read_user_key_of(Path(entry.pw_dir), entry.pw_uid)
+        except KeyError:
+            raise Rejected("no-key", f"user {user} is unknown") from None
+        except keys.KeyFileError as exc:
             raise Rejected("no-key", f"user key of {user}: {exc}") from None
-        if not re.fullmatch(r"[0-9a-f]{64}\n?", text):
-            raise Rejected("no-key", f"user key of {user} is malformed")
-        return bytes.fromhex(text.strip())
 
 
 def check_admin_access(site: SiteSummary) -> list[str]:

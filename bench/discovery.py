@@ -51,6 +51,7 @@ RUBY_BENCH = r"""
 require "json"
 lib = ARGV[0]
 require File.join(lib, "codec.rb")
+require File.join(lib, "contract.rb")
 require File.join(lib, "multitenant.rb")
 site = JSON.parse(File.read(ARGV[1]))
 runs = Integer(ARGV[2])
@@ -158,10 +159,11 @@ def start_shares(count: int, master: bytes, base: Path) -> list[str]:
 
     def publish(jobid: str) -> None:
         # ~600-character tokens like real shares: incompressible connection details.
-        payload = {"v": 1, "app": "llm", "title": f"Bench {jobid}", "preset": "llama3.2:1b", "mode": "form",
+        payload = {"v": 1, "app": "llm", "title": f"Bench {jobid}", "preset": "api", "mode": "form",
                    "delivery": "sys/mt_delivery_default", "session": os.urandom(8).hex(),
                    "created": int(time.time()),
-                   "conn": {"host": "node1", "port": "11434", "password": os.urandom(180).hex()}}
+                   "conn": {"host": "node1", "port": "11434", "password": os.urandom(64).hex(),
+                            "x_pad": os.urandom(116).hex()}}
         token = codec.encode(payload, group_key=key, aud=GROUP, kv=1, jobid=jobid, owner=PUBLISHER)
         proc = run_as(PUBLISHER, ["scontrol", "update", f"JobId={jobid}", f"JobName={token}"])
         if proc.returncode != 0:
@@ -230,7 +232,8 @@ def main() -> int:
         shutil.copytree(REPO / "src/ood_mt", base / "py/ood_mt")
         site = {"wckey": WCKEY, "publisher_group": PUBLISHER_GROUP, "tenant_groups": [GROUP],
                 "tenant_group_pattern": "", "key_dir": str(key_dir), "cluster": "hostlab", "refresh_seconds": 30}
-        (base / "site-rb.json").write_text(json.dumps(site))
+        contract = json.loads((REPO / "src/ood_mt/share_contract.json").read_text())
+        (base / "site-rb.json").write_text(json.dumps({**site, "contract": contract}))
         (base / "site.json").write_text(json.dumps({**site, "site": "bench", "format": 1}))
         (base / "bench.rb").write_text(RUBY_BENCH)
         (base / "bench_py.py").write_text(PY_BENCH)

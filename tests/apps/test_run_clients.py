@@ -122,8 +122,9 @@ def test_jupyter_with_mariadb_writes_a_private_option_file(
                      "[mysql]", "database=shared"):
         assert expected in lines, f"my.cnf lacks {expected!r}"
     # What the receiver's real mariadb client reads from it: exactly these settings.
-    seen = subprocess.run(["/usr/sbin/runuser", "-u", "mtrecv", "--", "mariadb", "--print-defaults"], capture_output=True,
-                          text=True, check=True, env={"MYSQL_HOME": str(session), "PATH": "/usr/bin:/bin"})
+    seen = subprocess.run(["/usr/sbin/runuser", "-u", "mtrecv", "--", "mariadb", "--print-defaults"],
+                          capture_output=True, text=True, check=True,
+                          env={"MYSQL_HOME": str(session), "PATH": "/usr/bin:/bin"})
     args = seen.stdout.splitlines()[-1].split()
     assert {a.split("=", 1)[0] for a in args} <= {"--socket", "--host", "--port", "--user", "--password", "--database"}
     for expected in ("--host=node9", "--port=43306", "--user=guest", f"--password={PASSWORD}", "--database=shared"):

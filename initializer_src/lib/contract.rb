@@ -6,23 +6,11 @@
 # "Hostile publisher"). The rules are DATA: src/ood_mt/share_contract.json, which
 # `ood-mt build` inlines into the initializer (MultiTenant::Contract.new(hash)); the CLI
 # applies the same file (src/ood_mt/share_contract.py) and tests/vectors/verdicts.json
-# pins the two together. Plain Ruby stdlib.
+# pins the two together. Plain Ruby stdlib; Rejected comes from codec.rb.
 
 require "json"
 
 module MultiTenant
-  unless const_defined?(:Rejected)
-    class Rejected < StandardError
-      attr_reader :reason, :detail
-
-      def initialize(reason, detail = nil)
-        @reason = reason
-        @detail = detail
-        super(detail ? "#{reason} (#{detail})" : reason)
-      end
-    end
-  end
-
   class Contract
     attr_reader :data
 

@@ -16,19 +16,6 @@ require "open3"
 require "securerandom"
 
 module MultiTenant
-  # Raised by the codec and by Verifier checks; #reason is a stable identifier.
-  unless const_defined?(:Rejected)
-    class Rejected < StandardError
-      attr_reader :reason, :detail
-
-      def initialize(reason, detail = nil)
-        @reason = reason
-        @detail = detail
-        super(detail ? "#{reason} (#{detail})" : reason)
-      end
-    end
-  end
-
   # Site settings the initializer needs, built from the rendered site constants.
   class Config
     DEFAULTS = {

@@ -199,23 +199,30 @@ module OodDashboardRunner
     [ctx, params.keys - permitted.keys, app.clusters.empty? ? nil : app.clusters.first.job_config[:adapter]]
   end
 
-  def launch(name, params_file)
+  # Yields the app, its context, the ignored params and the render format; an invalid app
+  # (OOD would not show its form) is a result of its own.
+  def with_context(name, params_file)
     app = app_for(name)
     return { "ok" => false, "errors" => ["app invalid: #{app.validation_reason}"] } unless app.valid?
 
-    ctx, ignored, format = context_for(app, params_file)
-    session = BatchConnect::Session.new
-    ok = session.save(app: app, context: ctx, format: format)
-    { "ok" => ok, "errors" => session.errors.full_messages, "ignored_params" => ignored,
-      "session_id" => session.id, "job_id" => session.job_id, "staged_root" => (ok ? session.staged_root.to_s : nil) }
+    yield(app, *context_for(app, params_file))
+  end
+
+  def launch(name, params_file)
+    with_context(name, params_file) do |app, ctx, ignored, format|
+      session = BatchConnect::Session.new
+      ok = session.save(app: app, context: ctx, format: format)
+      { "ok" => ok, "errors" => session.errors.full_messages, "ignored_params" => ignored, "session_id" => session.id,
+        "job_id" => session.job_id, "staged_root" => (ok ? session.staged_root.to_s : nil) }
+    end
   end
 
   # Session#save's own steps without its last one (adapter.submit).
   def stage(name, params_file)
-    app = app_for(name)
-    return { "ok" => false, "errors" => ["app invalid: #{app.validation_reason}"] } unless app.valid?
+    with_context(name, params_file) { |app, ctx, ignored, format| stage_session(app, ctx, ignored, format) }
+  end
 
-    ctx, ignored, format = context_for(app, params_file)
+  def stage_session(app, ctx, ignored, format)
     session = BatchConnect::Session.new
     session.id = SecureRandom.uuid
     session.token = app.token

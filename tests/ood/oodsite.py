@@ -118,23 +118,25 @@ class OodSite:
         result: dict[str, Any] = self.run(user, version, "form", app)["result"]
         return result
 
+    def _session(self, command: str, user: str, version: str, app: str, params: dict[str, Any],
+                 apps_dir: Optional[Path]) -> dict[str, Any]:
+        """stage or launch APP with PARAMS; OodError (with OOD's log) unless OOD says ok."""
+        run = self.run(user, version, command, app, str(self._params_file(params)), apps_dir=apps_dir)
+        result: dict[str, Any] = run["result"]
+        if not result["ok"]:
+            raise OodError(f"OOD {version} could not {command} {app} for {user}: {result['errors']}\n{run['log']}")
+        result["staged_root"] = Path(result["staged_root"])
+        return result
+
     def stage(self, user: str, version: str, app: str, params: dict[str, Any],
               apps_dir: Optional[Path] = None) -> dict[str, Any]:
-        run = self.run(user, version, "stage", app, str(self._params_file(params)), apps_dir=apps_dir)
-        staged: dict[str, Any] = run["result"]
-        if not staged["ok"]:
-            raise OodError(f"OOD {version} could not stage {app} for {user}: {staged['errors']}\n{run['log']}")
-        return staged
+        """Session#save without the submission; the result has staged_root (a Path) and native."""
+        return self._session("stage", user, version, app, params, apps_dir)
 
     def launch(self, user: str, version: str, app: str, params: dict[str, Any],
                apps_dir: Optional[Path] = None) -> dict[str, Any]:
-        """Session#save as USER; returns the result with job_id and staged_root (a Path)."""
-        run = self.run(user, version, "launch", app, str(self._params_file(params)), apps_dir=apps_dir)
-        launched: dict[str, Any] = run["result"]
-        if not launched["ok"]:
-            raise OodError(f"OOD {version} could not launch {app} for {user}: {launched['errors']}\n{run['log']}")
-        launched["staged_root"] = Path(launched["staged_root"])
-        return launched
+        """Session#save as USER; the result has job_id and staged_root (a Path)."""
+        return self._session("launch", user, version, app, params, apps_dir)
 
     def view(self, user: str, version: str, app: str, connection: dict[str, Any],
              apps_dir: Optional[Path] = None) -> str:

@@ -31,7 +31,9 @@
 # - PrivateData is deliberately unset: the kit needs receivers to see publishers' jobs in
 #   squeue (see docs/architecture.md, Discovery). Sites with PrivateData=jobs cannot use it.
 # - TrackWCKey=yes in both configs and AccountingStorageEnforce=associations,wckeys: the
-#   same enforcement as the production clusters the kit targets.
+#   same enforcement as the production clusters the kit targets. OOD_MT_SLURM_ENFORCE
+#   replaces the enforcement list for one start (a test of `enforce_wckeys: false` sites:
+#   users then choose any WCKey string); the next plain start puts the default back.
 # - MariaDB runs with --skip-networking, and slurmdbd authenticates to it through the unix
 #   socket (MariaDB `unix_socket` plugin), so there is no database password anywhere.
 set -euo pipefail
@@ -98,7 +100,7 @@ SlurmdParameters=config_overrides
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort=$SLURMDBD_PORT
-AccountingStorageEnforce=associations,wckeys
+AccountingStorageEnforce=${OOD_MT_SLURM_ENFORCE:-associations,wckeys}
 TrackWCKey=yes
 JobCompType=jobcomp/none
 NodeName=$NODE_NAME NodeAddr=127.0.0.1 CPUs=64 RealMemory=262144 State=UNKNOWN

@@ -86,7 +86,8 @@ module MultiTenant
   end
 
   # One line of squeue output that looks like a share candidate.
-  Job = Struct.new(:jobid, :owner, :wckey, :name, :comment, keyword_init: true)
+  # start_time: epoch seconds of Slurm's StartTime (local time), nil when not started.
+  Job = Struct.new(:jobid, :owner, :wckey, :name, :comment, :start_time, keyword_init: true)
 
   # Runs a command with a hard timeout: the child gets its own process group, so
   # a hanging squeue (and anything it started) is killed, and no Ruby thread is
@@ -194,8 +195,9 @@ module MultiTenant
           return Failure.new("squeue listing misaligned: record #{index + 1} does not end with a newline; " \
                              "nothing from it is used")
         end
-        jobid, user, wckey, name, comment = values.map { |v| v.dup.force_encoding(Encoding::UTF_8) }
-        unless contract.matches?(listing.fetch("jobid"), jobid) && contract.matches?(listing.fetch("user"), user)
+        jobid, user, wckey, start, name, comment = values.map { |v| v.dup.force_encoding(Encoding::UTF_8) }
+        unless contract.matches?(listing.fetch("jobid"), jobid) && contract.matches?(listing.fetch("user"), user) &&
+               contract.matches?(listing.fetch("start_time"), start)
           return Failure.new("squeue listing misaligned: record #{index + 1} does not start with a job id and " \
                              "a user name; nothing from it is used")
         end
@@ -205,9 +207,17 @@ module MultiTenant
         comment = +"" if comment == "(null)" # squeue's text for "no comment"
         next unless name.b.start_with?("mt1:")
 
-        jobs << Job.new(jobid: jobid, owner: user, wckey: wckey.scrub, name: name, comment: comment)
+        jobs << Job.new(jobid: jobid, owner: user, wckey: wckey.scrub, name: name, comment: comment,
+                        start_time: local_epoch(start))
       end
       jobs
+    end
+
+    # Slurm's StartTime (the squeue host's local time) as epoch seconds; nil if not started.
+    def self.local_epoch(text)
+      return nil unless text.match?(/\A\d/)
+
+      Time.new(*text.scan(/\d+/).map(&:to_i)).to_i
     end
   end
 
@@ -362,6 +372,7 @@ module MultiTenant
       check_owner_in_audience(job.owner, aud)
       payload = @codec.decode(token, group_key: key, jobid: job.jobid, owner: job.owner)
       @config.contract.check_payload(payload, @config.delivery_apps)
+      check_fresh(job, payload)
       check_user_list(payload)
       Share.new(jobid: job.jobid, owner: job.owner, group: group, token: token, payload: payload)
     end
@@ -396,6 +407,16 @@ module MultiTenant
       raise Rejected.new("not-in-audience", "#{@me.name} is not in group #{aud}") unless @me.group_names.include?(aud)
 
       [@keys.group_key(aud, kv), aud]
+    end
+
+    # A share published before its job last started is left over from before a requeue:
+    # its host and port may now belong to someone else.
+    def check_fresh(job, payload)
+      slack = @config.contract.limits.fetch("start_slack_seconds")
+      return if job.start_time.nil? || payload["created"] >= job.start_time - slack
+
+      raise Rejected.new("stale-share", "published at #{payload['created']}, before the job (re)started at " \
+                                        "#{job.start_time}; the job has not republished yet")
     end
 
     # A publisher shares only with an audience they belong to: "my user only" is for the

@@ -59,6 +59,7 @@ REASONS = frozenset(
         "bad-field",
         "bad-conn-key",
         "too-many-shares",
+        "stale-share",
     }
 )
 

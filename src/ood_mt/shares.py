@@ -123,6 +123,7 @@ class Job:
     wckey: str
     name: str
     comment: str
+    start_time: Optional[int] = None  # epoch seconds of Slurm's StartTime (local time), None when not started
 
 
 def squeue_argv(squeue: str = "squeue", jobid: Optional[str] = None) -> list[str]:
@@ -157,9 +158,11 @@ def parse_squeue(output: bytes) -> list[Job]:
         if record[pos:] != b"\n":
             raise DiscoveryError(f"squeue listing misaligned: record {start // RECORD_BYTES + 1} does not end "
                                  "with a newline; nothing from it is used")
-        jobid_b, user_b, wckey_b, name_b, comment_b = values
+        jobid_b, user_b, wckey_b, start_b, name_b, comment_b = values
+        start_text = start_b.decode("ascii", "replace")
         if not share_contract.matches(LISTING["jobid"], jobid_b.decode("ascii", "replace")) or \
-                not share_contract.matches(LISTING["user"], user_b.decode("ascii", "replace")):
+                not share_contract.matches(LISTING["user"], user_b.decode("ascii", "replace")) or \
+                not share_contract.matches(LISTING["start_time"], start_text):
             raise DiscoveryError(f"squeue listing misaligned: record {start // RECORD_BYTES + 1} does not start "
                                  "with a job id and a user name; nothing from it is used")
         if jobid_b in seen:
@@ -171,8 +174,15 @@ def parse_squeue(output: bytes) -> list[Job]:
             comment = ""
         if name.startswith(codec.PREFIX):
             jobs.append(Job(jobid=jobid_b.decode(), owner=user_b.decode(), wckey=wckey_b.decode("utf-8", "replace"),
-                            name=name, comment=comment))
+                            name=name, comment=comment, start_time=_local_epoch(start_text)))
     return jobs
+
+
+def _local_epoch(text: str) -> Optional[int]:
+    """Slurm's StartTime (the squeue host's local time), as epoch seconds; None if not started."""
+    if not text[:1].isdigit():
+        return None
+    return int(datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").timestamp())
 
 
 def run_with_timeout(argv: list[str], timeout: float) -> bytes:
@@ -335,6 +345,7 @@ class Verifier:
         payload = codec.decode(token, group_key=key, jobid=job.jobid, owner=job.owner)
         ev.steps.append(Step("tag", True, f"authentic for job {job.jobid} of {job.owner}; decrypted"))
         share_contract.check_payload(payload, DELIVERY_APPS)
+        self._check_fresh(job, payload)
         ev.steps.append(Step("payload", True, f"{payload['mode']} share of app {payload['app']} "
                                               f"via {payload['delivery']}"))
         if "users" in payload:
@@ -358,6 +369,15 @@ class Verifier:
         if self.check_membership and aud not in self.me.group_names:
             raise Rejected("not-in-audience", f"{self.me.name} is not in group {aud}")
         return self._group_key(aud, kv), aud
+
+    @staticmethod
+    def _check_fresh(job: Job, payload: dict[str, Any]) -> None:
+        """A share published before its job last started is left over from before a requeue:
+        its host and port may now belong to someone else."""
+        slack = share_contract.contract()["limits"]["start_slack_seconds"]
+        if job.start_time is not None and payload["created"] < job.start_time - slack:
+            raise Rejected("stale-share", f"published at {payload['created']}, before the job (re)started "
+                                          f"at {job.start_time}; the job has not republished yet")
 
     def _check_owner_in_audience(self, owner: str, aud: str) -> None:
         """A publisher shares only with an audience they belong to: "my user only" is for

@@ -83,7 +83,7 @@ class DiscoveryParseTest < Minitest::Test
     config = site_config
     argv = MultiTenant::Discovery.new(config: config).argv
     assert_equal ["squeue", "--noheader", "--states=RUNNING", "-O",
-                  "JobID:20|,UserName:40|,WCKey:70|,Name:1024|,Comment:1024|"], argv
+                  "JobID:20|,UserName:40|,WCKey:70|,StartTime:20|,Name:1024|,Comment:1024|"], argv
   end
 end
 

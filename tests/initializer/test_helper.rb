@@ -27,11 +27,11 @@ module InitializerTestHelpers
   end
 
   # One record exactly as squeue prints the contract's listing format
-  # (`-O JobID:20|,UserName:40|,WCKey:70|,Name:1024|,Comment:1024|`; checked against Slurm
+  # (`-O JobID:20|,UserName:40|,WCKey:70|,StartTime:20|,Name:1024|,Comment:1024|`; checked against Slurm
   # 22.05: every field padded with spaces by BYTES to its width, "(null)" for no comment,
   # newlines in names kept as they are).
-  def squeue_row(jobid, user, wckey, name, comment = nil)
-    values = [jobid, user, wckey, name, comment || "(null)"]
+  def squeue_row(jobid, user, wckey, name, comment = nil, start: "N/A")
+    values = [jobid, user, wckey, start, name, comment || "(null)"]
     CONTRACT.listing.fetch("fields").each_with_index.map do |(_field, width), i|
       values[i].to_s.b.byteslice(0, width).ljust(width, " ") + "|"
     end.join.b + "\n"

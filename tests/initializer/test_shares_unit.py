@@ -17,10 +17,10 @@ SITE = {"site": "lab", "cluster": "hostlab", "wckey": "multitenant", "publisher_
         "refresh_seconds": 30}
 
 
-def squeue_row(jobid: str, user: str, wckey: str, name: str, comment: str = "(null)") -> bytes:
+def squeue_row(jobid: str, user: str, wckey: str, name: str, comment: str = "(null)", start: str = "N/A") -> bytes:
     """One record as Slurm 22.05 prints the contract's listing format: every field padded
     with spaces by BYTES to its width and followed by '|', then a newline."""
-    values = [jobid, user, wckey, name, comment]
+    values = [jobid, user, wckey, start, name, comment]
     return b"".join(v.encode()[:width].ljust(width) + b"|"
                     for v, (_field, width) in zip(values, shares.LISTING_FIELDS)) + b"\n"
 
@@ -65,7 +65,7 @@ def test_a_misaligned_listing_yields_nothing(what: str) -> None:
 
 def test_argv_is_the_documented_single_call() -> None:
     assert shares.squeue_argv() == ["squeue", "--noheader", "--states=RUNNING", "-O",
-                                    "JobID:20|,UserName:40|,WCKey:70|,Name:1024|,Comment:1024|"]
+                                    "JobID:20|,UserName:40|,WCKey:70|,StartTime:20|,Name:1024|,Comment:1024|"]
 
 
 def test_hanging_squeue_is_killed_after_the_timeout() -> None:

@@ -76,15 +76,20 @@ def token(jobid: str, owner: str, p: dict[str, Any], *, aud: str = "mtclass", kv
                         nonce=fixed(f"nonce {jobid} {owner}", 16), compressed=gzip.compress(plain, 9, mtime=0))
 
 
-def record(jobid: str, user: str, wckey: str, name: str, comment: str = "(null)") -> bytes:
-    values = [jobid, user, wckey, name, comment]
+# Every job started well before NOW in any time zone (StartTime is the squeue host's local time).
+STARTED = "2025-12-30T00:00:00"
+
+
+def record(jobid: str, user: str, wckey: str, name: str, comment: str = "(null)", start: str = STARTED) -> bytes:
+    values = [jobid, user, wckey, start, name, comment]
     return b"".join(v.encode()[:width].ljust(width) + b"|"
                     for v, (_f, width) in zip(values, shares.LISTING_FIELDS)) + b"\n"
 
 
-def share_record(jobid: str, owner: str, p: dict[str, Any], wckey: str = "multitenant", **kw: Any) -> bytes:
+def share_record(jobid: str, owner: str, p: dict[str, Any], wckey: str = "multitenant", start: str = STARTED,
+                 **kw: Any) -> bytes:
     name, comment = codec.split_transport(token(jobid, owner, p, **kw))
-    return record(jobid, owner, wckey, name, comment or "(null)")
+    return record(jobid, owner, wckey, name, comment or "(null)", start)
 
 
 def tampered(jobid: str, owner: str) -> bytes:
@@ -146,6 +151,11 @@ def cases() -> list[dict[str, Any]]:
     # "created" as a string is refused by the codec's own payload check (bad-payload).
     case("values outside the contract", BOB, [share_record(j, "alice", p) for j, p in bad_fields.items()],
          {**dict.fromkeys(bad_fields, "bad-field"), "310": "bad-payload"})
+    case("a share from before its job was requeued", BOB,
+         [share_record("801", "alice", payload(created=NOW - 40 * 86400)),
+          share_record("802", "alice", payload(created=NOW - 40 * 86400), start="N/A"),
+          share_record("803", "alice", payload(created=NOW), start="2026-01-03T00:00:00")],
+         {"801": "stale-share", "802": "accepted", "803": "stale-share"})
     case("connection keys and structure", BOB,
          [share_record("401", "alice", payload(conn_changes={"class": "x"})),
           share_record("402", "alice", payload(conn_changes={f"x_k{i}": "v" for i in range(20)})),

@@ -62,9 +62,10 @@ def install_ood_runner() -> None:
     subprocess.run(["podman", "exec", name, "chmod", "-R", "a+rX", OOD_TEST_DIR], check=True)
 
 
-def ood(user: str, *args: str) -> Any:
+def ood_run(user: str, *args: str) -> dict[str, Any]:
     """Run OOD's own dashboard code as `user` in the OOD container, with the production paths
-    (apps, clusters.d, the dashboard env file, the kit's installed initializer); parse its JSON."""
+    (apps, clusters.d, the dashboard env file, the kit's installed initializer). Returns its
+    JSON ({"result", "boot"}) plus "log": the lines OOD and the initializer logged."""
     missing = ood_source_missing()
     if missing:
         import pytest
@@ -72,16 +73,24 @@ def ood(user: str, *args: str) -> Any:
         pytest.skip(missing)
     cmd = as_user(user, f"OOD_MT_OOD_SOURCE={OOD_TEST_DIR}/ood OOD_MT_OOD_VERSION={OOD_VERSION} "
                         f"ruby {OOD_TEST_DIR}/runner/ood_dashboard.rb --initializer {INITIALIZER} "
-                        f"--env-file /etc/ood/config/apps/dashboard/env --log /dev/null "
+                        f"--env-file /etc/ood/config/apps/dashboard/env "
                         + " ".join(shlex.quote(a) for a in args))
     result = host("ood").run(cmd)
     assert result.rc == 0, f"OOD {OOD_VERSION} as {user}: {' '.join(args)} failed: {result.stderr}"
-    return json.loads(result.stdout)["result"]
+    envelope: dict[str, Any] = json.loads(result.stdout)
+    envelope["log"] = result.stderr.splitlines()  # Rails.logger writes to stderr by default
+    return envelope
+
+
+def ood(user: str, *args: str) -> Any:
+    """The result of one OOD command as `user` (see ood_run)."""
+    return ood_run(user, *args)["result"]
 
 
 def dashboard(user: str) -> dict[str, Any]:
-    """`user`'s sessions page (one dashboard boot, OOD's Session.all): {"cards": [...]}."""
-    return {"cards": ood(user, "sessions")}
+    """`user`'s sessions page (one dashboard boot, OOD's Session.all): {"cards", "log"}."""
+    page = ood_run(user, "sessions")
+    return {"cards": page["result"], "log": page["log"]}
 
 
 def wait_for(what: str, probe: Callable[[], Optional[Any]], timeout: float = 180, every: float = 3) -> Any:

@@ -318,6 +318,16 @@ mt__set_status() {
   mt_conn_param mt_share_status "$1"
 }
 
+# mt__check_contract PLAINTEXT_FILE: the share contract's own checker, staged next to this
+# file by `ood-mt build` (share_contract.py + share_contract.json), run on the plaintext so
+# the publisher learns at once what receivers would refuse. Prints the violation; returns 1.
+# Without the checker (an app not built by ood-mt build) or python3, receivers still check.
+mt__check_contract() {
+  [[ -f ./share_contract.py && -f ./share_contract.json ]] || return 0
+  command -v python3 >/dev/null 2>&1 || return 0
+  { python3 ./share_contract.py "$1" >/dev/null; } 2>&1
+}
+
 mt__fail() {
   local why="$1"
   printf 'ood-mt: share not published: %s\n' "${why//$'\n'/ }" >&2
@@ -477,6 +487,13 @@ mt__publish() {
     mt__fail "cannot write the share in $work; check TMPDIR"
     return 1
   }
+  local broken
+  if ! broken=$(mt__check_contract "$plaintext"); then
+    rm -rf "$work"
+    unset MT_KEY_HEX
+    mt__fail "receivers would refuse this share ($broken); fix that value in the form or the service template"
+    return 1
+  fi
   if ! mt__encode_token "$aud" "$MT_KEY_VERSION" "$MT_KEY_HEX" "$SLURM_JOB_ID" "$owner" "$plaintext" \
     >"$work/token"; then
     rm -rf "$work"

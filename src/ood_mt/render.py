@@ -186,6 +186,14 @@ def render_app(spec: AppSpec, output_dir: Path, config_file: Path) -> Path:
     return path
 
 
+def stage_share_contract(template_dir: Path) -> None:
+    """The share contract and its checker, staged with a service's job files: mt_publish
+    runs it before publishing (src/ood_mt/share_contract.py)."""
+    package = Path(share_contract.__file__).parent
+    for name in ("share_contract.py", "share_contract.json"):
+        shutil.copyfile(package / name, template_dir / name)
+
+
 def render_initializer(site: SiteConfig, dest: Path, lib_override: Optional[dict[str, str]] = None) -> None:
     """Render initializer_src/ood_multitenant.rb.j2 into one self-contained Ruby file: the
     site's facts, the share contract (share_contract.json) and the libraries, inlined.
@@ -284,7 +292,9 @@ def build(site: SiteConfig, out: Path) -> dict[str, Any]:
         (staging / "apps").mkdir(parents=True)
         with _quiet_cookiecutter_config(tmp) as cfg:
             for spec in specs:
-                render_app(spec, staging / "apps", cfg)
+                app_dir = render_app(spec, staging / "apps", cfg)
+                if spec.role == "service":
+                    stage_share_contract(app_dir / "template")
         render_initializer(site, staging / "initializer" / "ood_multitenant.rb")
         (staging / "etc").mkdir()
         (staging / "etc" / "site.json").write_text(

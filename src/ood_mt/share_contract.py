@@ -1,25 +1,40 @@
-"""What a share may carry, checked on the receiving side (protocol v1).
+"""What a share may carry (protocol v1), checked by receivers and, early, by publishers.
 
 Every field of a share is untrusted input from another user (docs/threat-model.md,
 "Hostile publisher"). The rules are DATA, in ``share_contract.json`` next to this file: this
 module applies them for the CLI, ``initializer_src/lib/contract.rb`` applies the same file
 inside the dashboard, and ``tests/vectors/verdicts.json`` pins the two together.
+
+`ood-mt build` also stages this file and the JSON into every service's ``template/``, where
+``mt_publish`` runs it as a script on the share's plaintext before publishing
+(``python3 share_contract.py PLAIN.json``: exit 1 with the violation on stderr), so a
+publisher learns at once what receivers would refuse. It therefore runs without the
+``ood_mt`` package too (standard library only, Python >= 3.9).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from functools import cache, lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ood_mt.codec import Rejected
+try:
+    from ood_mt.codec import Rejected
+except ImportError:  # staged next to a job's mt_share.sh, without the package
+
+    class Rejected(Exception):  # type: ignore[no-redef]
+        def __init__(self, reason: str, detail: str = "") -> None:
+            super().__init__(f"{reason}: {detail}" if detail else reason)
+            self.reason = reason
+            self.detail = detail
 
 
 @lru_cache(maxsize=1)
 def contract() -> dict[str, Any]:
-    data: dict[str, Any] = json.loads(resources.files("ood_mt").joinpath("share_contract.json").read_text("utf-8"))
+    data: dict[str, Any] = json.loads(Path(__file__).with_name("share_contract.json").read_text("utf-8"))
     return data
 
 
@@ -103,3 +118,23 @@ def check_payload(payload: Any, delivery_apps: Sequence[str]) -> None:
         raise Rejected("bad-field", f"created: {created!r} is not a time between {limits['created_min']} "
                                     f"and {limits['created_max']}")
     check_conn(conn)
+
+
+def main(argv: list[str]) -> int:
+    """Publisher-side check of a share's plaintext (file ARGV[1]); its own delivery app is
+    taken as valid (the job picked it; receivers check it against the site's list)."""
+    try:
+        payload = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
+        delivery = payload.get("delivery", "") if isinstance(payload, dict) else ""
+        check_payload(payload, [str(delivery)[4:]])
+    except Rejected as exc:
+        print(f"{exc.reason}: {exc.detail}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError, IndexError) as exc:
+        print(f"cannot check the share: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -307,6 +307,25 @@ def test_publish_group_round_trips_hostile_values(rig: PublishRig) -> None:
     assert_no_secret_leak(rig, key, proc)
 
 
+def test_publish_refuses_what_receivers_would_refuse(rig: PublishRig) -> None:
+    """With the share contract's checker staged next to the job files (ood-mt build does
+    that for every service), a value receivers would refuse stops the publication with the
+    reason on the publisher's card and in the job output; Slurm is not touched."""
+    make_key_dir(rig.key_dir)
+    for name in ("share_contract.py", "share_contract.json"):
+        shutil.copy(REPO / "src" / "ood_mt" / name, rig.session / name)
+    args = [*BASE, "--audience", "group", "--group", "mtclass", "--key-dir", str(rig.key_dir)]
+    proc = rig.publish([*args, "--conn", "host=node1\nplugin-dir=/tmp/evil", "--conn", "port=5432"],
+                       PYTHONPATH="")
+    assert proc.returncode != 0
+    assert rig.scontrol_calls() == []
+    assert "receivers would refuse this share (bad-field: conn.host" in proc.stderr
+    assert status_of(rig).startswith("not shared: receivers would refuse this share (bad-field: conn.host")
+    ok = rig.publish([*args, "--conn", "host=node1", "--conn", "port=5432"])
+    assert ok.returncode == 0, ok.stderr
+    assert status_of(rig) == "shared with group mtclass"
+
+
 def test_publish_under_xtrace_does_not_print_key(rig: PublishRig) -> None:
     key = make_key_dir(rig.key_dir)
     proc = rig.publish([*BASE, "--audience", "group", "--group", "mtclass", "--key-dir", str(rig.key_dir),

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slurm
 REPO = Path(__file__).resolve().parents[2]
 HOST_SLURM = REPO / "tests" / "lab" / "host_slurm.sh"
 FORGED_JOB = "999999"
+HOSTILE_WCKEY = "a|b\nc"
 
 
 def _start_slurm(enforce: str | None) -> None:
@@ -53,7 +54,7 @@ def hostile_job(wckeys_not_enforced: None, ood_site: OodSite) -> Iterator[dict[s
     forged = codec.encode(payload, group_key=keys.derive_group_key(ood_site.master, TENANT_GROUP, KEY_VERSION),
                           aud=TENANT_GROUP, kv=KEY_VERSION, jobid=FORGED_JOB, owner="mtpub")
     name = f"x\n{FORGED_JOB} |mtpub|multitenant|{forged}"[:1024]
-    argv = ["runuser", "-u", "mtrecv", "--", "sbatch", "--parsable", "--wckey=a|b\nc", "-J", name,
+    argv = ["runuser", "-u", "mtrecv", "--", "sbatch", "--parsable", f"--wckey={HOSTILE_WCKEY}", "-J", name,
             "--output=/dev/null", "--chdir=/tmp", "--wrap", "exec sleep 600"]
     done = subprocess.run(argv, capture_output=True, text=True, check=False, env=ADMIN_PATH)
     assert done.returncode == 0, f"with WCKeys not enforced, sbatch should take any WCKey: {done.stderr}"
@@ -64,6 +65,31 @@ def hostile_job(wckeys_not_enforced: None, ood_site: OodSite) -> Iterator[dict[s
         yield {"job": job, "forged_token": forged}
     finally:
         subprocess.run(["scancel", job], check=False)
+        _forget_hostile_wckey(job)
+
+
+def _forget_hostile_wckey(job: str) -> None:
+    """slurmdbd records a WCKey association for mtrecv from the hostile job; later suites
+    (the onboarding module's strict sacctmgr parser) must not see it. Remove it once the
+    job's end is recorded, and again if slurmdbd puts it back while settling."""
+    def ended() -> bool:
+        out = subprocess.run(["sacct", "-X", "-n", "-P", "-j", job, "-o", "State"], capture_output=True,
+                             text=True, check=False).stdout
+        return bool(out.strip()) and not any(s in out for s in ("RUNNING", "PENDING", "REQUEUED"))
+
+    def present() -> bool:
+        listing = subprocess.run(["sacctmgr", "-n", "-P", "list", "wckey", "user=mtrecv", "format=WCKey"],
+                                 capture_output=True, text=True, check=False).stdout
+        return "a|b" in listing
+
+    wait_for(ended, 60, f"sacct to record the end of hostile job {job}")
+    for _round in range(5):
+        subprocess.run(["sacctmgr", "-i", "delete", "user", "mtrecv", f"wckey={HOSTILE_WCKEY}"],
+                       capture_output=True, text=True, check=False)
+        time.sleep(3)
+        if not present():
+            return
+    raise AssertionError(f"the WCKey {HOSTILE_WCKEY!r} of mtrecv could not be removed from slurmdbd")
 
 
 def test_the_bait_is_real_in_the_old_listing_format(hostile_job: dict[str, Any]) -> None:

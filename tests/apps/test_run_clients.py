@@ -23,7 +23,7 @@ import pytest
 
 from tests.apps import forms
 from tests.apps.slurm_jobs import connection, submit, wait_for
-from tests.ood.oodsite import OodSite, publish
+from tests.ood.oodsite import OodSite, publish, squeue_field
 
 pytestmark = pytest.mark.slurm
 
@@ -63,17 +63,12 @@ def _run(ood_site: OodSite, built_apps: Path, kind: str, form: dict[str, str]) -
     """Launch client KIND as mtrecv through OOD, wait for the job to end; return (what the
     client program was started with, the staged root, the job output)."""
     job, session = submit(ood_site, "mtrecv", built_apps / f"mt_{kind}", forms.client_form(kind, **form))
-    wait_for(lambda: job_state_any(job) == "", 90, f"{kind} client job {job} to end")
+    wait_for(lambda: squeue_field(job, "%T") == "", 90, f"{kind} client job {job} to end")
     output = (session / "output.log").read_text()
     record = session / RECORD
     assert record.exists(), f"{kind}: the client program was not started (job {job}):\n{output}"
     assert "Permission denied" not in output, output
     return json.loads(record.read_text()), session, output
-
-
-def job_state_any(job: str) -> str:
-    return subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True,
-                          check=False).stdout.strip()
 
 
 def _assert_secret_kept(session: Path, output: str) -> None:

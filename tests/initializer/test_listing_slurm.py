@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 from ood_mt import codec, keys, shares
-from tests.ood.oodsite import ADMIN_PATH, KEY_VERSION, OOD_VERSIONS, TENANT_GROUP, OodSite, wait_for
+from tests.ood.oodsite import ADMIN_PATH, KEY_VERSION, OOD_VERSIONS, TENANT_GROUP, OodSite, squeue_field, wait_for
 
 pytestmark = pytest.mark.slurm
 
@@ -60,8 +60,7 @@ def hostile_job(wckeys_not_enforced: None, ood_site: OodSite) -> Iterator[dict[s
     assert done.returncode == 0, f"with WCKeys not enforced, sbatch should take any WCKey: {done.stderr}"
     job = done.stdout.strip().split(";")[0]
     try:
-        wait_for(lambda: subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True,
-                                        check=False).stdout.strip() == "RUNNING", 60, f"hostile job {job} to run")
+        wait_for(lambda: squeue_field(job, "%T") == "RUNNING", 60, f"hostile job {job} to run")
         yield {"job": job, "forged_token": forged}
     finally:
         subprocess.run(["scancel", job], check=False)

@@ -181,8 +181,7 @@ def publish(site: OodSite, user: str, *, app: str, conn: dict[str, str], preset:
     job = done.stdout.strip().split(";")[0]
 
     def published() -> bool:
-        name = subprocess.run(["squeue", "-h", "-j", job, "-o", "%j"], capture_output=True, text=True, check=False)
-        return name.stdout.startswith("mt1:")
+        return squeue_field(job, "%j").startswith("mt1:")
 
     wait_for(published, timeout, f"job {job} of {user} to publish",
              lambda: (work / f"slurm-{job}.out").read_text() if (work / f"slurm-{job}.out").exists() else "")
@@ -205,8 +204,7 @@ def publish_raw(site: OodSite, user: str, *, app: str, conn: dict[str, str], pre
     done = subprocess.run(argv, capture_output=True, text=True, check=False, env=ADMIN_PATH)
     assert done.returncode == 0, f"sbatch as {user}: {done.stderr}"
     job = done.stdout.strip().split(";")[0]
-    wait_for(lambda: subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True, text=True,
-                                    check=False).stdout.strip() == "RUNNING", 60, f"job {job} to run")
+    wait_for(lambda: squeue_field(job, "%T") == "RUNNING", 60, f"job {job} to run")
     payload: dict[str, Any] = {"v": 1, "app": app, "title": title, "preset": preset, "mode": mode,
                                "delivery": "sys/mt_delivery_debug", "session": "raw", "created": int(_time.time()),
                                "conn": conn, **(payload_changes or {})}
@@ -275,6 +273,12 @@ def _with_doubles(overrides: Optional[dict[str, Any]]) -> dict[str, Any]:
     for key, value in (overrides or {}).items():
         merged[key] = value
     return merged
+
+
+def squeue_field(job: str, fmt: str) -> str:
+    """One squeue field of JOB (any state), "" once Slurm no longer lists it."""
+    return subprocess.run(["squeue", "-h", "-j", job, "-o", fmt], capture_output=True, text=True,
+                          check=False).stdout.strip()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, evidence: Callable[[], str] = lambda: "") -> Any:

@@ -21,15 +21,10 @@ import pytest
 
 from tests.apps import forms
 from tests.apps.slurm_jobs import connection, shared_render_dir
-from tests.ood.oodsite import OodError, OodSite, publish, wait_for
+from tests.ood.oodsite import OodError, OodSite, publish, squeue_field, wait_for
 
 CLIENT_APPS = ("mt_jupyter", "mt_gradio", "mt_cloudbeaver", "mt_codeserver")
 SERVICE_KINDS = ("llm", "database", "dashboard", "instruction")
-
-
-def _squeue(job: str, fmt: str) -> str:
-    return subprocess.run(["squeue", "-h", "-j", job, "-o", fmt], capture_output=True, text=True,
-                          check=False).stdout.strip()
 
 
 def _owned_by(user: str, path: Path, text: str = "", mode: int = 0o644) -> Path:
@@ -108,7 +103,7 @@ def test_services_publish_and_receivers_see_running_cards(
                      f"{kind}: job {jobs[kind]} to finish after.sh", evidence)
             status = connection(got["staged_root"])["mt_share_status"]
             assert status == "shared with group mtclass", f"{kind}: {status}\n{evidence()}"
-            assert _squeue(jobs[kind], "%j").startswith("mt1:mtclass:"), kind
+            assert squeue_field(jobs[kind], "%j").startswith("mt1:mtclass:"), kind
 
         mine = {s["job_id"]: s for s in ood_site.sessions("mtpub", ood_version)}
         for kind, job in jobs.items():
@@ -131,7 +126,7 @@ def test_services_publish_and_receivers_see_running_cards(
         for got in launched.values():
             subprocess.run(["scancel", str(got["job_id"])], check=False)
         for got in launched.values():
-            wait_for(lambda g=got: _squeue(str(g["job_id"]), "%T") == "", 90, f"job {got['job_id']} to end")
+            wait_for(lambda g=got: squeue_field(str(g["job_id"]), "%T") == "", 90, f"job {got['job_id']} to end")
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(instance, ignore_errors=True)
 
@@ -157,7 +152,7 @@ def test_clients_launch_with_a_share_chosen(ood_site: OodSite, ood_version: str,
             launched.append(ood_site.launch("mtrecv", ood_version, app, forms.client_form(kind, **chosen)))
         for got in launched:
             job = str(got["job_id"])
-            wait_for(lambda j=job: _squeue(j, "%T") == "", 120, f"client job {job} to end")
+            wait_for(lambda j=job: squeue_field(j, "%T") == "", 120, f"client job {job} to end")
             out = (got["staged_root"] / "output.log").read_text()
             assert (got["staged_root"] / "client_test_double_record.json").exists(), out
             for missing in ("no LLM share chosen", "no database share chosen", "no longer available"):
@@ -205,7 +200,7 @@ def test_regressions_the_suite_must_catch(ood_site: OodSite, host_slurm: dict[st
             wait_for(lambda: (got["staged_root"] / "connection.yml").exists(), 120, f"job {job}'s after.sh")
             out = (got["staged_root"] / "output.log").read_text()
             assert "wait_until_port: command not found" in out, out
-            assert not _squeue(job, "%j").startswith("mt1:"), "published although the helper does not exist"
+            assert not squeue_field(job, "%j").startswith("mt1:"), "published although the helper does not exist"
         finally:
             subprocess.run(["scancel", job], check=False)
     finally:

@@ -314,6 +314,11 @@ SCHEMA = Mapping(
 SERVICE_APPS = ("llm", "database", "dashboard", "instruction")
 CLIENT_APPS = ("jupyter", "gradio", "cloudbeaver", "codeserver")
 DELIVERY_APPS = ("default", "debug", "readfile")
+# Which delivery app renders a share of each preset on receivers' sessions pages; a preset
+# not listed here uses "default".
+PRESET_DELIVERY = {"debug": "debug", "document": "readfile"}
+# How long a host program waits for squeue before giving up on that refresh.
+SQUEUE_TIMEOUT_SECONDS = 10
 
 
 # ---------------------------------------------------------------- validation
@@ -456,7 +461,7 @@ class SiteConfig:
         """What hosts may know about the site: no secret and no controller path."""
         d = self.data
         return {
-            "format": 1,
+            "format": 2,
             "site": d["site"],
             "cluster": d["cluster"],
             "wckey": d["wckey"],
@@ -466,6 +471,11 @@ class SiteConfig:
             "key_dir": d["keys"]["dir"],
             "key_version": d["keys"]["current_version"],
             "refresh_seconds": d["refresh_seconds"],
+            # Derived values: every host program reads these here instead of keeping a copy.
+            "squeue": "squeue",
+            "squeue_timeout_seconds": SQUEUE_TIMEOUT_SECONDS,
+            "delivery_apps": [f"mt_delivery_{kind}" for kind in DELIVERY_APPS],
+            "preset_delivery": dict(PRESET_DELIVERY),
         }
 
 

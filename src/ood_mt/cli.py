@@ -10,14 +10,14 @@ from pathlib import Path
 
 import click
 
-from ood_mt import __version__
-from ood_mt.config import SiteConfigError, load_site, schema_doc, validate_app_answers
+from ood_mt import __version__, shares_cli
+from ood_mt.config import SiteConfig, SiteConfigError, load_site, schema_doc, validate_app_answers
 from ood_mt.render import SERVICE_TEMPLATE, AppSpec, BuildError, build, render_app, service_context, tree_digest
 
 SITE_HELP = "Site file: inventories/<site>/group_vars/all/multitenant.yml."
 
 
-def _load(site_file: str):
+def _load(site_file: str) -> SiteConfig:
     try:
         return load_site(site_file)
     except SiteConfigError as exc:
@@ -64,7 +64,7 @@ def validate_cmd(site_file: str, explain: bool) -> None:
                f"WCKey {site.data['wckey']}, publishers {site.data['publisher_group']})")
     if explain:
         for path, doc, default in schema_doc():
-            click.echo(f"  {path}: {doc or '-'} [default: {json.dumps(default)}]")
+            click.echo(f"  {path}: {doc} [default: {json.dumps(default)}]")
 
 
 @main.command("build")
@@ -145,18 +145,6 @@ def new_app_cmd(site_file: str, title: str | None, kind: str, out_dir: str, name
     click.echo(f"created {path}: edit template/script.sh.erb, then add it to your site's build")
 
 
-def _register_share_commands() -> None:
-    """Commands for receivers and admins (list, show, audit, inspect) live in shares_cli."""
-    import importlib.util
-
-    if importlib.util.find_spec("ood_mt.shares_cli") is None:
-        return
-    from ood_mt import shares_cli
-    for attr, name in (("list_command", "list"), ("show_command", "show"),
-                       ("audit_command", "audit"), ("inspect_command", "inspect")):
-        command = getattr(shares_cli, attr, None)
-        if command is not None:
-            main.add_command(command, name)
-
-
-_register_share_commands()
+for _command in (shares_cli.list_command, shares_cli.show_command, shares_cli.audit_command,
+                 shares_cli.inspect_command):
+    main.add_command(_command)

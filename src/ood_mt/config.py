@@ -3,36 +3,39 @@
 A site file is YAML with one top-level variable, ``multitenant``. Ansible reads it as
 group_vars and ``ood-mt build`` reads it here, so the site has one source of truth.
 
-The schema below IS the documentation of every key: its type, default and the rule it
-must follow. Validation collects every problem (not just the first) and reports each as
-``<file>: <key path>: <what is wrong> (got <value>). Fix: <how>`` so an admin can mend
-the file in one pass.
+The rules for every key (type, default, one-line description, allowed values) are the
+JSON Schema ``site.schema.json`` next to this module; the roles check the same schema
+through the filter ``ood_mt_site_problems``. Python adds only what a schema cannot say:
+defaults filled in, values that must be literal, and the rules that involve more than one
+key (``_cross_checks``). Validation collects every problem (not just the first) and
+reports each as ``<file>: <key path>: <what is wrong> (got <value>). Fix: <how>`` so an
+admin can mend the file in one pass.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import json
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
+import jsonschema
 import yaml
 
 TOP_KEY = "multitenant"
-
-# Slurm lower-cases WCKeys at submit time and rejects a leading '*'; '|' and ',' break
-# sacct/sacctmgr list parsing. The kit accepts only values Slurm stores unchanged.
-WCKEY_RE = re.compile(r"^[a-z0-9_][a-z0-9_.-]{0,63}$")
-# POSIX-portable group/user names (shadow-utils accepts these everywhere). ':' is never
-# allowed: it separates fields of the share token.
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
-SITE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-CLUSTER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+# Where the deployment puts the public site summary on every host (role ood_mt_keys), and
+# where `ood-mt build` writes it inside its output directory.
+SITE_JSON_PATH = Path("/etc/ood-mt/site.json")
+SITE_JSON_IN_BUILD = Path("etc") / "site.json"
+# Format of site.json (public_summary); readers refuse other formats.
+SITE_JSON_FORMAT = 2
 APP_SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
-MODULE_RE = re.compile(r"^[A-Za-z0-9_.+/-]+$")
-ENGINES = ("postgresql", "mariadb", "mysql")
 
 
 @dataclass(frozen=True)
@@ -59,258 +62,6 @@ class SiteConfigError(Exception):
         super().__init__("\n".join(p.render(file) for p in problems))
 
 
-Check = Callable[[Any], Optional[tuple[str, str]]]
-
-
-@dataclass(frozen=True)
-class Field:
-    """A leaf value: its Python type(s), default and an optional rule."""
-
-    types: tuple[type, ...]
-    default: Any = None
-    required: bool = False
-    check: Optional[Check] = None
-    item_check: Optional[Check] = None  # for lists: rule applied to each item
-    doc: str = ""
-
-
-@dataclass(frozen=True)
-class Mapping:
-    """A nested mapping with a fixed set of keys."""
-
-    fields: dict[str, Any]
-    doc: str = ""
-
-
-@dataclass(frozen=True)
-class ListOf:
-    """A list whose items are mappings of one schema."""
-
-    item: Mapping
-    default: list = field(default_factory=list)
-    min_items: int = 0
-    doc: str = ""
-
-
-# ---------------------------------------------------------------- rules
-
-
-def _wckey(value: str) -> Optional[tuple[str, str]]:
-    if not value:
-        return "must not be empty", "use the default 'multitenant'"
-    if value != value.lower():
-        return (
-            "Slurm lower-cases WCKeys at submit, so jobs would not match",
-            f"write it in lower case: '{value.lower()}'",
-        )
-    if value.startswith("*"):
-        return "Slurm rejects a WCKey that starts with '*'", "drop the leading '*'"
-    if len(value) > 64:
-        return "is longer than 64 characters", "use a shorter WCKey such as 'multitenant'"
-    if not WCKEY_RE.match(value):
-        return (
-            "contains characters Slurm or sacct parsing would alter (whitespace, ',', '|', ...)",
-            "use only lower-case letters, digits, '_', '.', '-'",
-        )
-    return None
-
-
-def _name(kind: str) -> Check:
-    def check(value: str) -> Optional[tuple[str, str]]:
-        if not NAME_RE.match(value or ""):
-            return (
-                f"is not a valid POSIX {kind} name",
-                f"use 1-32 characters: a letter or '_' first, then letters, digits, '_', '.', '-' "
-                f"(no ':' or spaces), e.g. 'mt{kind}'",
-            )
-        return None
-
-    return check
-
-
-def _regex(pattern: str, what: str, example: str) -> Check:
-    compiled = re.compile(pattern)
-
-    def check(value: str) -> Optional[tuple[str, str]]:
-        if not compiled.match(value or ""):
-            return f"is not a valid {what}", f"use something like '{example}'"
-        return None
-
-    return check
-
-
-def _abs_path(value: str) -> Optional[tuple[str, str]]:
-    if not value.startswith("/"):
-        return "must be an absolute path", f"write the full path, e.g. '/{value.lstrip('./')}'"
-    if "{{" in value or "{%" in value:
-        return "contains a Jinja expression", "write the literal path"
-    return None
-
-
-def _home_or_abs_path(value: str) -> Optional[tuple[str, str]]:
-    if value.startswith("~/") or value == "~":
-        return None
-    return _abs_path(value)
-
-
-def _optional_abs_path(value: str) -> Optional[tuple[str, str]]:
-    return None if value == "" else _abs_path(value)
-
-
-def _pattern(value: str) -> Optional[tuple[str, str]]:
-    if value == "":
-        return None
-    try:
-        re.compile(value)
-    except re.error as exc:
-        return f"is not a valid regular expression ({exc})", "fix the pattern or set it to ''"
-    return None
-
-
-def _range(lo: int, hi: int) -> Check:
-    def check(value: int) -> Optional[tuple[str, str]]:
-        if not lo <= value <= hi:
-            return f"must be between {lo} and {hi}", f"choose a value in {lo}..{hi}"
-        return None
-
-    return check
-
-
-def _module(value: str) -> Optional[tuple[str, str]]:
-    if not MODULE_RE.match(value):
-        return "is not a module name", "use 'name' or 'name/version' as `module load` takes it"
-    return None
-
-
-def _engine(value: str) -> Optional[tuple[str, str]]:
-    if value not in ENGINES:
-        return "is not a supported database engine", f"use one of: {', '.join(ENGINES)}"
-    return None
-
-
-def _text(value: str) -> Optional[tuple[str, str]]:
-    if not value.strip():
-        return "must not be empty", "give a value"
-    if "\n" in value:
-        return "must be on one line", "remove the line break"
-    return None
-
-
-STR = (str,)
-INT = (int,)
-BOOL = (bool,)
-LIST = (list,)
-DICT = (dict,)
-
-
-def _limits(default: int, maximum: int, hi: int, doc: str) -> Mapping:
-    return Mapping(
-        {
-            "default": Field(INT, default, check=_range(0, hi), doc="value the form starts with"),
-            "max": Field(INT, maximum, check=_range(0, hi), doc="largest value the form accepts"),
-        },
-        doc=doc,
-    )
-
-
-def _app(fields: dict[str, Any], doc: str) -> Mapping:
-    base: dict[str, Any] = {
-        "enabled": Field(BOOL, True, doc="build and install this app"),
-        "modules": Field(LIST, [], item_check=_module, doc="`module load` lines run before the app"),
-    }
-    base.update(fields)
-    return Mapping(base, doc=doc)
-
-
-RESOURCES = Mapping(
-    {
-        "cores": _limits(1, 8, 1024, "CPU cores per job"),
-        "memory_gb": _limits(4, 64, 8192, "memory per job in GiB"),
-        "hours": _limits(2, 24, 720, "wall time in hours"),
-        "gpus": _limits(0, 0, 64, "GPUs per job; max 0 hides the GPU field"),
-    },
-    doc="resource defaults and limits shown on service forms",
-)
-
-ENGINE = Mapping(
-    {
-        "name": Field(STR, required=True, check=_engine, doc="postgresql, mariadb or mysql"),
-        "version": Field(STR, required=True, check=_text, doc="version shown to users"),
-        "modules": Field(LIST, [], item_check=_module, doc="modules providing the server binaries"),
-        "bin_dir": Field(STR, "", check=_optional_abs_path, doc="directory of the server binaries"),
-    }
-)
-
-SCHEMA = Mapping(
-    {
-        "site": Field(STR, required=True, check=_regex(SITE_RE.pattern, "site name", "mysite"),
-                      doc="short name of the site; names the build directory"),
-        "cluster": Field(STR, required=True, check=_regex(CLUSTER_RE.pattern, "OOD cluster id", "owens"),
-                         doc="OOD cluster id (clusters.d/<id>.yml) jobs are submitted to"),
-        "wckey": Field(STR, "multitenant", check=_wckey, doc="Slurm WCKey that marks shared services"),
-        "enforce_wckeys": Field(BOOL, True, doc="add 'wckeys' to AccountingStorageEnforce"),
-        "publisher_group": Field(STR, required=True, check=_name("group"),
-                                 doc="POSIX group whose members may run shared services"),
-        "tenant_groups": Field(LIST, [], item_check=_name("group"),
-                               doc="POSIX groups that may be the audience of a share"),
-        "tenant_group_pattern": Field(STR, "", check=_pattern,
-                                      doc="regex; groups whose WHOLE name matches it may also be audiences"),
-        "refresh_seconds": Field(INT, 30, check=_range(5, 3600),
-                                 doc="how often a dashboard looks for new or ended shares"),
-        "clients_group": Field(STR, "", doc="if set, client apps are gated to this POSIX group"),
-        "keys": Mapping(
-            {
-                "dir": Field(STR, "/etc/ood-mt/keys", check=_abs_path, doc="key directory on cluster hosts"),
-                "current_version": Field(INT, 1, check=_range(1, 9999), doc="key version new shares use"),
-                "master_secret_file": Field(STR, required=True, check=_home_or_abs_path,
-                                            doc="master secret on the Ansible controller; never on hosts"),
-                "generate_master_if_missing": Field(BOOL, False,
-                                                    doc="create the master secret if absent (labs only)"),
-            }
-        ),
-        "paths": Mapping(
-            {
-                "ood_apps_dir": Field(STR, "/var/www/ood/apps/sys", check=_abs_path),
-                "dashboard_config_dir": Field(STR, "/etc/ood/config/apps/dashboard", check=_abs_path),
-            }
-        ),
-        "resources": RESOURCES,
-        "apps": Mapping(
-            {
-                "llm": _app(
-                    {
-                        "binary": Field(STR, "ollama", check=_text, doc="the ollama executable"),
-                        "models": Field(LIST, ["llama3.2:1b"], item_check=_text, doc="models offered"),
-                        "model_dir": Field(STR, "/shared/models/ollama", check=_abs_path,
-                                           doc="site model directory"),
-                    },
-                    "LLM service (Ollama)",
-                ),
-                "database": _app(
-                    {
-                        "engines": ListOf(ENGINE, default=[
-                            {"name": "postgresql", "version": "15", "modules": [],
-                             "bin_dir": "/usr/lib/postgresql/15/bin"},
-                        ], min_items=1, doc="engines offered"),
-                        "data_root": Field(STR, "~/ood-mt-databases", check=_home_or_abs_path,
-                                           doc="where each user's persistent data directories live"),
-                    },
-                    "Database service",
-                ),
-                "dashboard": _app({"rscript": Field(STR, "Rscript", check=_text)}, "Dashboard service"),
-                "instruction": _app(
-                    {"max_file_kb": Field(INT, 256, check=_range(1, 4096))}, "Instruction service"
-                ),
-                "jupyter": _app({"command": Field(STR, "jupyter", check=_text)}, "Jupyter client"),
-                "gradio": _app({"python": Field(STR, "python3", check=_text)}, "Gradio client"),
-                "cloudbeaver": _app({"command": Field(STR, "cloudbeaver", check=_text)}, "CloudBeaver client"),
-                "codeserver": _app({"command": Field(STR, "code-server", check=_text)}, "Code Server client"),
-                "delivery_readfile": Mapping({"max_file_kb": Field(INT, 256, check=_range(1, 4096))}),
-            }
-        ),
-    }
-)
-
 SERVICE_APPS = ("llm", "database", "dashboard", "instruction")
 CLIENT_APPS = ("jupyter", "gradio", "cloudbeaver", "codeserver")
 DELIVERY_APPS = ("default", "debug", "readfile")
@@ -321,105 +72,235 @@ PRESET_DELIVERY = {"debug": "debug", "document": "readfile"}
 SQUEUE_TIMEOUT_SECONDS = 10
 
 
-# ---------------------------------------------------------------- validation
+# ---------------------------------------------------------------- the schema
 
 
-def _type_name(types: tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping"}
-    return " or ".join(names.get(t, t.__name__) for t in types)
+@lru_cache(maxsize=1)
+def site_schema() -> dict[str, Any]:
+    """The site file's JSON Schema (package data ``site.schema.json``)."""
+    text = resources.files("ood_mt").joinpath("site.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
 
 
-def _is_type(value: Any, types: tuple[type, ...]) -> bool:
-    if bool in types:
-        return isinstance(value, bool)
-    if int in types and isinstance(value, bool):
-        return False  # YAML 'yes' must not pass as an integer
-    return isinstance(value, types)
+def _resolve(node: dict[str, Any]) -> dict[str, Any]:
+    """A property's schema with its local ``$ref`` merged in (the property's own keywords win)."""
+    ref = node.get("$ref")
+    if not ref:
+        return node
+    target: Any = site_schema()
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    merged = {**_resolve(target), **node}
+    merged.pop("$ref")
+    return merged
 
 
-def _validate(schema: Any, value: Any, path: str, problems: list[Problem]) -> Any:
-    """Return ``value`` with defaults filled in; append problems found."""
-    if isinstance(schema, Mapping):
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            problems.append(Problem(path, "must be a mapping of keys", "indent its keys under it", value))
-            return {}
-        out: dict[str, Any] = {}
-        for key in value:
-            if key not in schema.fields:
-                close = difflib.get_close_matches(str(key), list(schema.fields), n=1)
-                fix = f"did you mean '{close[0]}'?" if close else (
-                    f"remove it; known keys here: {', '.join(sorted(schema.fields))}")
-                problems.append(Problem(f"{path}.{key}", "unknown key", fix, has_value=False))
-        for key, sub in schema.fields.items():
-            out[key] = _validate(sub, value.get(key), f"{path}.{key}", problems)
-        return out
-    if isinstance(schema, ListOf):
-        if value is None:
-            value = copy.deepcopy(schema.default)
-        if not isinstance(value, list):
-            problems.append(Problem(path, "must be a list", "write one '- ' entry per item", value))
-            return []
-        if len(value) < schema.min_items:
-            problems.append(Problem(path, f"needs at least {schema.min_items} entry", "add an entry", value))
-        return [_validate(schema.item, item, f"{path}[{i}]", problems) for i, item in enumerate(value)]
-    assert isinstance(schema, Field)
+def _is_int(_checker: Any, value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # 1.0 and YAML 'yes' are no integers
+
+
+_VALIDATOR_CLASS = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_int),
+)
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    schema = site_schema()
+    _VALIDATOR_CLASS.check_schema(schema)
+    return _VALIDATOR_CLASS(schema, format_checker=jsonschema.FormatChecker(["regex"]))
+
+
+# ---------------------------------------------------------------- defaults
+
+
+def _with_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """``value`` with every absent (or empty, ``key:``) key set to its default, in schema order.
+
+    Keys the schema does not know are kept (after the known ones) so validation reports them."""
+    node = _resolve(schema)
     if value is None:
-        if schema.required:
-            problems.append(Problem(path, "is required", f"add '{path.rsplit('.', 1)[-1]}: ...' "
-                                    f"({schema.doc or 'see the example site file'})", has_value=False))
+        if "default" in node:
+            return copy.deepcopy(node["default"])
+        if node.get("type") == "object":
+            value = {}
+        else:
             return None
-        return copy.deepcopy(schema.default)
-    if not _is_type(value, schema.types):
-        problems.append(Problem(path, f"must be {_type_name(schema.types)}",
-                                f"write {_type_name(schema.types)}" + (f" ({schema.doc})" if schema.doc else ""),
-                                value))
-        return copy.deepcopy(schema.default)
-    if isinstance(value, str) and ("{{" in value or "{%" in value):
-        problems.append(Problem(path, "contains a Jinja expression, which `ood-mt build` cannot evaluate",
-                                "write the literal value", value))
-        return value
-    if schema.check is not None:
-        result = schema.check(value)
-        if result:
-            problems.append(Problem(path, result[0], result[1], value))
-    if schema.item_check is not None and isinstance(value, list):
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                problems.append(Problem(f"{path}[{i}]", "must be a string", "quote the value", item))
-                continue
-            result = schema.item_check(item)
-            if result:
-                problems.append(Problem(f"{path}[{i}]", result[0], result[1], item))
+    if node.get("type") == "object" and isinstance(value, dict):
+        props = node.get("properties", {})
+        out: dict[str, Any] = {}
+        for key, sub in props.items():
+            filled = _with_defaults(sub, value.get(key))
+            if filled is not None:
+                out[key] = filled
+        out.update({k: copy.deepcopy(v) for k, v in value.items() if k not in props})
+        return out
+    if node.get("type") == "array" and isinstance(value, list) and "items" in node:
+        return [_with_defaults(node["items"], item) for item in value]
     return copy.deepcopy(value)
 
 
-def _cross_checks(data: dict[str, Any], problems: list[Problem]) -> None:
-    """Rules that involve more than one key."""
-    p = TOP_KEY
-    if not data["tenant_groups"] and not data["tenant_group_pattern"]:
-        problems.append(Problem(f"{p}.tenant_groups", "no audience group is allowed",
-                                "list at least one group in tenant_groups or set tenant_group_pattern",
-                                has_value=False))
-    if data["clients_group"] and not NAME_RE.match(data["clients_group"]):
-        problems.append(Problem(f"{p}.clients_group", "is not a valid POSIX group name",
-                                "use a group name or ''", data["clients_group"]))
-    for name, limits in data["resources"].items():
-        if limits["default"] > limits["max"]:
-            problems.append(Problem(f"{p}.resources.{name}.default", "is larger than max",
-                                    f"lower default or raise max ({limits['max']})", limits["default"]))
+# ---------------------------------------------------------------- problems
+
+
+_TYPE_WORDS = {"string": "a string", "integer": "an integer", "boolean": "true or false", "array": "a list",
+               "object": "a mapping"}
+_TYPE_FIX = {"object": ("must be a mapping of keys", "indent its keys under it"),
+             "array": ("must be a list", "write one '- ' entry per item")}
+
+
+def _dotted(path: Iterator[Any] | Any) -> str:
+    out = TOP_KEY
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def _fill(template: str, schema: dict[str, Any], value: Any) -> str:
+    """A schema's x-message/x-fix with {value}, {lower}, {abs}, {enum}, {minimum}, {maximum} filled."""
+    text = value if isinstance(value, str) else ""
+    names = {"value": value, "lower": text.lower(), "abs": "/" + text.lstrip("./"),
+             "enum": ", ".join(map(str, schema.get("enum", []))),
+             "minimum": schema.get("minimum"), "maximum": schema.get("maximum")}
+    return template.format_map(names)
+
+
+def _problem(error: jsonschema.ValidationError) -> list[Problem]:
+    """The site-file problem(s) one schema error stands for."""
+    where = _dotted(error.absolute_path)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    value = error.instance
+    kind = error.validator
+    if kind == "additionalProperties":
+        known = list(schema.get("properties", {}))
+        out = []
+        for key in value:
+            if key in known:
+                continue
+            close = difflib.get_close_matches(str(key), known, n=1)
+            fix = f"did you mean '{close[0]}'?" if close else f"remove it; known keys here: {', '.join(sorted(known))}"
+            out.append(Problem(f"{where}.{key}", "unknown key", fix, has_value=False))
+        return out
+    if kind == "required":
+        missing = [k for k in error.validator_value if k not in value]
+        out = []
+        for key in missing:
+            doc = _resolve(schema.get("properties", {}).get(key, {})).get("description")
+            out.append(Problem(f"{where}.{key}", "is required",
+                               f"add '{key}: ...' ({doc or 'see the example site file'})", has_value=False))
+        return out
+    if kind == "type":
+        want = error.validator_value
+        if want in _TYPE_FIX:
+            message, fix = _TYPE_FIX[want]
+            return [Problem(where, message, fix, value)]
+        words = _TYPE_WORDS.get(want, str(want))
+        doc = schema.get("description")
+        return [Problem(where, f"must be {words}", f"write {words}" + (f" ({doc})" if doc else ""), value)]
+    if kind in ("minimum", "maximum") and "x-message" not in schema:
+        lo, hi = schema.get("minimum"), schema.get("maximum")
+        return [Problem(where, f"must be between {lo} and {hi}", f"choose a value in {lo}..{hi}", value)]
+    if "x-message" in schema:
+        message = _fill(schema["x-message"], schema, value)
+        if error.cause is not None:
+            message += f" ({error.cause})"
+        return [Problem(where, message, _fill(schema.get("x-fix", "see the example site file"), schema, value),
+                        value)]
+    return [Problem(where, error.message, "see `ood-mt validate --explain` and the example site file", value)]
+
+
+def _literal_problems(value: Any, path: list[Any]) -> Iterator[Problem]:
+    """Every string of a site file is a literal, one-line value: Ansible would evaluate Jinja,
+    `ood-mt build` cannot, and no setting holds a line break."""
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            yield from _literal_problems(sub, [*path, key])
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            yield from _literal_problems(sub, [*path, i])
+    elif isinstance(value, str):
+        if "{{" in value or "{%" in value:
+            yield Problem(_dotted(path), "contains a Jinja expression, which `ood-mt build` cannot evaluate",
+                          "write the literal value", value)
+        elif "\n" in value or "\r" in value:
+            yield Problem(_dotted(path), "must be on one line", "remove the line break", value)
+
+
+def _schema_problems(data: dict[str, Any]) -> list[Problem]:
+    """Problems of the defaults-filled ``multitenant`` mapping; one per key path (the first rule it breaks)."""
+    problems = list(_literal_problems(data, []))
+    seen = {p.path for p in problems}
+    for error in _validator().iter_errors(data):
+        for problem in _problem(error):
+            if problem.path not in seen:
+                seen.add(problem.path)
+                problems.append(problem)
+    return problems
+
+
+# ---------------------------------------------------------------- rules a schema cannot say
+
+
+def _audience_problems(data: dict[str, Any]) -> list[Problem]:
+    if data["tenant_groups"] or data["tenant_group_pattern"]:
+        return []
+    return [Problem(f"{TOP_KEY}.tenant_groups", "no audience group is allowed",
+                    "list at least one group in tenant_groups or set tenant_group_pattern", has_value=False)]
+
+
+def _limit_problems(data: dict[str, Any]) -> list[Problem]:
+    return [Problem(f"{TOP_KEY}.resources.{name}.default", "is larger than max",
+                    f"lower default or raise max ({limits['max']})", limits["default"])
+            for name, limits in data["resources"].items() if limits["default"] > limits["max"]]
+
+
+def _engine_problems(data: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
     seen: set[str] = set()
     for i, engine in enumerate(data["apps"]["database"]["engines"]):
-        key = f"{engine.get('name')}-{engine.get('version')}"
+        key = f"{engine['name']}-{engine['version']}"
         if key in seen:
-            problems.append(Problem(f"{p}.apps.database.engines[{i}]", "duplicates an earlier engine",
+            problems.append(Problem(f"{TOP_KEY}.apps.database.engines[{i}]", "duplicates an earlier engine",
                                     "remove the duplicate", key))
         seen.add(key)
-    if not any(data["apps"][a]["enabled"] for a in SERVICE_APPS):
-        problems.append(Problem(f"{p}.apps", "no service app is enabled",
-                                "set enabled: true on at least one of " + ", ".join(SERVICE_APPS),
-                                has_value=False))
+    return problems
+
+
+def _service_problems(data: dict[str, Any]) -> list[Problem]:
+    if any(data["apps"][a]["enabled"] for a in SERVICE_APPS):
+        return []
+    return [Problem(f"{TOP_KEY}.apps", "no service app is enabled",
+                    "set enabled: true on at least one of " + ", ".join(SERVICE_APPS), has_value=False)]
+
+
+def _cross_checks(data: dict[str, Any]) -> list[Problem]:
+    """Rules that involve more than one key (run once the schema holds)."""
+    return [*_audience_problems(data), *_limit_problems(data), *_engine_problems(data), *_service_problems(data)]
+
+
+def site_problems(value: Any) -> tuple[dict[str, Any], list[Problem]]:
+    """The ``multitenant`` mapping with defaults filled, and every problem it has."""
+    data = _with_defaults(site_schema(), value)
+    if not isinstance(data, dict):
+        return {}, [Problem(TOP_KEY, "must be a mapping of keys", "indent its keys under it", value)]
+    problems = _schema_problems(data)
+    if not problems:
+        problems = _cross_checks(data)
+    return data, problems
+
+
+def site_problem_lines(value: Any, only: tuple[str, ...] = (), file: str = "site file") -> list[str]:
+    """Problems of a ``multitenant`` value as printed lines, for the roles' filter ``ood_mt_site_problems``.
+
+    With ``only`` (top-level keys such as ``keys``), just the problems under those keys: a
+    role checks the settings it reads."""
+    _data, problems = site_problems(value)
+    if only:
+        prefixes = tuple(f"{TOP_KEY}.{key}" for key in only)
+        problems = [p for p in problems if p.path in prefixes
+                    or p.path.startswith(tuple(x + c for x in prefixes for c in ".["))]
+    return [p.render(file) for p in problems]
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -461,7 +342,7 @@ class SiteConfig:
         """What hosts may know about the site: no secret and no controller path."""
         d = self.data
         return {
-            "format": 2,
+            "format": SITE_JSON_FORMAT,
             "site": d["site"],
             "cluster": d["cluster"],
             "wckey": d["wckey"],
@@ -481,18 +362,15 @@ class SiteConfig:
 
 def validate(raw: Any, file: str = "<site file>") -> SiteConfig:
     """Validate an already-parsed site document; raise SiteConfigError listing every problem."""
-    problems: list[Problem] = []
     if not isinstance(raw, dict) or TOP_KEY not in raw:
         raise SiteConfigError(file, [Problem(TOP_KEY, "is missing: the site file holds one top-level "
                                              "variable 'multitenant'", "start the file with 'multitenant:' "
                                              "and indent the settings under it", has_value=False)])
-    extra = [k for k in raw if k != TOP_KEY]
-    for key in extra:
-        problems.append(Problem(str(key), "unexpected top-level key",
-                                "keep other Ansible variables in another group_vars file", has_value=False))
-    data = _validate(SCHEMA, raw[TOP_KEY], TOP_KEY, problems)
-    if not problems:
-        _cross_checks(data, problems)
+    problems = [Problem(str(key), "unexpected top-level key",
+                        "keep other Ansible variables in another group_vars file", has_value=False)
+                for key in raw if key != TOP_KEY]
+    data, found = site_problems(raw[TOP_KEY])
+    problems += found
     if problems:
         raise SiteConfigError(file, problems)
     return SiteConfig(Path(file), data)
@@ -524,19 +402,20 @@ def load_site(path: str | Path) -> SiteConfig:
 
 
 def schema_doc() -> list[tuple[str, str, Any]]:
-    """(key path, doc, default) for every leaf, for `ood-mt validate --explain`."""
+    """(key path, description, default) for every setting, for `ood-mt validate --explain`.
+
+    Mappings are walked into; every other key (lists included) is one row."""
     rows: list[tuple[str, str, Any]] = []
 
-    def walk(schema: Any, path: str) -> None:
-        if isinstance(schema, Mapping):
-            for key, sub in schema.fields.items():
-                walk(sub, f"{path}.{key}")
-        elif isinstance(schema, ListOf):
-            rows.append((path, schema.doc, schema.default))
-        else:
-            rows.append((path, schema.doc, "(required)" if schema.required else schema.default))
+    def walk(node: dict[str, Any], path: str, required: bool) -> None:
+        node = _resolve(node)
+        if node.get("type") == "object" and "properties" in node:
+            for key, sub in node["properties"].items():
+                walk(sub, f"{path}.{key}", key in node.get("required", ()))
+            return
+        rows.append((path, node.get("description", ""), "(required)" if required else node.get("default")))
 
-    walk(SCHEMA, TOP_KEY)
+    walk(site_schema(), TOP_KEY, True)
     return rows
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from ood_mt import cli, config
 from ood_mt.config import SiteConfigError, load_site, validate, validate_app_answers
 
 REPO = Path(__file__).resolve().parents[2]
@@ -176,3 +178,82 @@ def test_cookiecutter_answers_use_the_same_rules():
     assert any(x.startswith("cookiecutter answers: app_slug: is not a valid OOD app directory name") for x in lines)
     assert any(x.startswith("cookiecutter answers: wckey: Slurm lower-cases WCKeys") for x in lines)
     assert any(x.startswith("cookiecutter answers: tenant_groups[1]: is not a valid POSIX group name") for x in lines)
+
+
+def _properties(node: dict, path: str):
+    """(path, property schema) of every key the site schema defines, list items' keys included."""
+    for key, sub in node.get("properties", {}).items():
+        yield f"{path}.{key}", sub
+        yield from _properties(config._resolve(sub), f"{path}.{key}")
+    items = node.get("items")
+    if isinstance(items, dict):
+        yield from _properties(config._resolve(items), f"{path}[]")
+
+
+def test_every_key_has_a_one_line_description():
+    keys = list(_properties(config.site_schema(), "multitenant"))
+    assert len(keys) > 40
+    missing = [path for path, sub in keys if not config._resolve(sub).get("description", "").strip()]
+    assert missing == [], f"keys of src/ood_mt/site.schema.json without a description: {missing}"
+    multiline = [path for path, sub in keys if "\n" in config._resolve(sub)["description"]]
+    assert multiline == []
+
+
+def test_explain_prints_every_description():
+    result = CliRunner().invoke(cli.main, ["validate", "--site", str(LAB_SITE), "--explain"])
+    assert result.exit_code == 0, result.output
+    rows = result.output.splitlines()[1:]
+    assert len(rows) == len(config.schema_doc())
+    assert not [row for row in rows if ": - [default" in row or ":  [default" in row]
+    assert "  multitenant.paths.ood_apps_dir: OOD system apps directory" in result.output
+
+
+def test_schema_is_valid_json_schema_and_shipped():
+    config._VALIDATOR_CLASS.check_schema(config.site_schema())
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert '"site.schema.json"' in pyproject and '"jsonschema' in pyproject
+
+
+@pytest.mark.parametrize("group", ["MTUSR", "Chem_101", "_svc", "a.b-c"])
+def test_upper_case_and_dotted_group_names_are_posix_names(group):
+    doc = lab_doc()
+    doc["multitenant"].update(publisher_group=group, tenant_groups=[group], clients_group=group)
+    assert validate(doc).data["publisher_group"] == group
+
+
+def test_values_are_one_line():
+    (line,) = problems_for(lambda m: m.update(publisher_group="mtusr\n"))
+    assert line == ("site.yml: multitenant.publisher_group: must be on one line (got 'mtusr\\n'). "
+                    "Fix: remove the line break")
+
+
+def test_floats_and_empty_keys():
+    (line,) = problems_for(lambda m: m.update(refresh_seconds=30.0))
+    assert "multitenant.refresh_seconds: must be an integer (got 30.0)" in line
+    # `paths:` with nothing under it means the defaults, as in YAML group_vars
+    doc = lab_doc()
+    doc["multitenant"]["paths"] = None
+    assert validate(doc).data["paths"]["ood_apps_dir"] == "/var/www/ood/apps/sys"
+
+
+def test_clients_group_and_engines():
+    (line,) = problems_for(lambda m: m.update(clients_group="a b"))
+    assert line.startswith("site.yml: multitenant.clients_group: is not a valid POSIX group name (got 'a b')")
+    (line,) = problems_for(lambda m: m["apps"]["database"].update(engines=[{"name": "oracle", "version": "1"}]))
+    assert line == ("site.yml: multitenant.apps.database.engines[0].name: is not a supported database engine "
+                    "(got 'oracle'). Fix: use one of: postgresql, mariadb, mysql")
+    (line,) = problems_for(lambda m: m["apps"]["database"].update(engines=[]))
+    assert "multitenant.apps.database.engines: needs at least 1 entry" in line
+
+
+def test_role_filter_reports_only_the_keys_asked_for():
+    partial = {"site": "t", "tenant_groups": ["ok", "bad:name"], "keys": {"dir": "rel"}}
+    lines = config.site_problem_lines(partial, ("keys", "tenant_groups"))
+    assert lines == [
+        "site file: multitenant.tenant_groups[1]: is not a valid POSIX group name (got 'bad:name'). Fix: use "
+        "1-32 characters: a letter or '_' first, then letters, digits, '_', '.', '-' (no ':' or spaces), "
+        "e.g. 'mtgroup'",
+        "site file: multitenant.keys.master_secret_file: is required. Fix: add 'master_secret_file: ...' "
+        "(master secret on the Ansible controller; never on hosts)",
+        "site file: multitenant.keys.dir: must be an absolute path (got 'rel'). Fix: write the full path, e.g. '/rel'",
+    ]

@@ -106,7 +106,8 @@ times, count = [], 0
 for _ in range(runs):
     t0 = time.monotonic()
     verifier = shares.Verifier(site, me)
-    count = sum(1 for job in shares.discover() if verifier.evaluate(job).accepted)
+    count = sum(1 for job in shares.discover(site.squeue, site.squeue_timeout_seconds)
+                if verifier.evaluate(job).accepted)
     times.append((time.monotonic() - t0) * 1000)
 print(json.dumps({"python": times, "python_count": count}))
 """
@@ -234,7 +235,9 @@ def main() -> int:
                 "tenant_group_pattern": "", "key_dir": str(key_dir), "cluster": "hostlab", "refresh_seconds": 30}
         contract = json.loads((REPO / "src/ood_mt/share_contract.json").read_text())
         (base / "site-rb.json").write_text(json.dumps({**site, "contract": contract}))
-        (base / "site.json").write_text(json.dumps({**site, "site": "bench", "format": 1}))
+        (base / "site.json").write_text(json.dumps({**site, "site": "bench", "format": 2, "squeue": "squeue",
+                                                    "squeue_timeout_seconds": 10, "preset_delivery": {},
+                                                    "delivery_apps": ["mt_delivery_default"]}))
         (base / "bench.rb").write_text(RUBY_BENCH)
         (base / "bench_py.py").write_text(PY_BENCH)
         for path in base.rglob("*"):

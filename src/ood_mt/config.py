@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
-import jsonschema
 import yaml
+
+if TYPE_CHECKING:
+    import jsonschema
 
 TOP_KEY = "multitenant"
 # Where the deployment puts the public site summary on every host (role ood_mt_keys), and
@@ -99,17 +101,22 @@ def _is_int(_checker: Any, value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)  # 1.0 and YAML 'yes' are no integers
 
 
-_VALIDATOR_CLASS = jsonschema.validators.extend(
-    jsonschema.Draft202012Validator,
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_int),
-)
+@lru_cache(maxsize=1)
+def validator_class() -> Any:
+    """Draft 2020-12, with integers that are ints (imported here: hosts reading site.json need no jsonschema)."""
+    import jsonschema
+
+    draft = jsonschema.Draft202012Validator
+    return jsonschema.validators.extend(draft, type_checker=draft.TYPE_CHECKER.redefine("integer", _is_int))
 
 
 @lru_cache(maxsize=1)
 def _validator() -> Any:
+    import jsonschema
+
     schema = site_schema()
-    _VALIDATOR_CLASS.check_schema(schema)
-    return _VALIDATOR_CLASS(schema, format_checker=jsonschema.FormatChecker(["regex"]))
+    validator_class().check_schema(schema)
+    return validator_class()(schema, format_checker=jsonschema.FormatChecker(["regex"]))
 
 
 # ---------------------------------------------------------------- defaults
@@ -274,33 +281,41 @@ def _service_problems(data: dict[str, Any]) -> list[Problem]:
                     "set enabled: true on at least one of " + ", ".join(SERVICE_APPS), has_value=False)]
 
 
-def _cross_checks(data: dict[str, Any]) -> list[Problem]:
-    """Rules that involve more than one key (run once the schema holds)."""
-    return [*_audience_problems(data), *_limit_problems(data), *_engine_problems(data), *_service_problems(data)]
+# (top-level keys a rule reads, the rule): a rule runs once the schema holds for its keys.
+_CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[dict[str, Any]], list[Problem]]], ...] = (
+    (("tenant_groups", "tenant_group_pattern"), _audience_problems),
+    (("resources",), _limit_problems),
+    (("apps",), _engine_problems),
+    (("apps",), _service_problems),
+)
 
 
-def site_problems(value: Any) -> tuple[dict[str, Any], list[Problem]]:
-    """The ``multitenant`` mapping with defaults filled, and every problem it has."""
+def _under(path: str, keys: tuple[str, ...]) -> bool:
+    """Is a problem's key path one of the top-level ``keys`` or inside one of them?"""
+    return any(path == f"{TOP_KEY}.{key}" or path.startswith((f"{TOP_KEY}.{key}.", f"{TOP_KEY}.{key}["))
+               for key in keys)
+
+
+def site_problems(value: Any, only: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[Problem]]:
+    """The ``multitenant`` mapping with defaults filled, and every problem it has.
+
+    With ``only`` (top-level keys, e.g. ``("keys", "tenant_groups")``), the problems of those
+    keys alone: what a role checks of the settings it reads."""
     data = _with_defaults(site_schema(), value)
     if not isinstance(data, dict):
         return {}, [Problem(TOP_KEY, "must be a mapping of keys", "indent its keys under it", value)]
     problems = _schema_problems(data)
-    if not problems:
-        problems = _cross_checks(data)
+    for keys, rule in _CROSS_CHECKS:
+        if not any(_under(p.path, keys) for p in problems) and (not only or set(keys) & set(only)):
+            problems += rule(data)
+    if only:
+        problems = [p for p in problems if _under(p.path, only)]
     return data, problems
 
 
 def site_problem_lines(value: Any, only: tuple[str, ...] = (), file: str = "site file") -> list[str]:
-    """Problems of a ``multitenant`` value as printed lines, for the roles' filter ``ood_mt_site_problems``.
-
-    With ``only`` (top-level keys such as ``keys``), just the problems under those keys: a
-    role checks the settings it reads."""
-    _data, problems = site_problems(value)
-    if only:
-        prefixes = tuple(f"{TOP_KEY}.{key}" for key in only)
-        problems = [p for p in problems if p.path in prefixes
-                    or p.path.startswith(tuple(x + c for x in prefixes for c in ".["))]
-    return [p.render(file) for p in problems]
+    """``site_problems`` as printed lines, for the roles' filter ``ood_mt_site_problems``."""
+    return [p.render(file) for p in site_problems(value, only)[1]]
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -22,18 +22,13 @@ from typing import Any, Callable, Optional
 
 from ood_mt import codec, keys, share_contract
 from ood_mt.codec import Rejected
+from ood_mt.config import SITE_JSON_FORMAT, SITE_JSON_PATH, SiteConfigError, load_site
 
 LISTING = share_contract.contract()["listing"]
 LISTING_FIELDS: tuple[tuple[str, int], ...] = tuple((name, int(width)) for name, width in LISTING["fields"])
 SQUEUE_FORMAT = ",".join(f"{name}:{width}|" for name, width in LISTING_FIELDS)
 # Every field is padded to its width and followed by '|'; the record ends with a newline.
 RECORD_BYTES = sum(width + 1 for _name, width in LISTING_FIELDS) + 1
-DEFAULT_SITE_JSON = Path("/etc/ood-mt/site.json")
-DEFAULT_TIMEOUT_S = 10.0
-# The delivery apps of every site (docs/architecture.md, "App names"); same list as the initializer.
-DELIVERY_APPS = ("mt_delivery_default", "mt_delivery_debug", "mt_delivery_readfile")
-SITE_FIELDS = ("site", "cluster", "wckey", "publisher_group", "tenant_groups", "tenant_group_pattern",
-               "key_dir", "refresh_seconds")
 _GROUP_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", re.ASCII)
 
 
@@ -45,9 +40,38 @@ class DiscoveryError(Exception):
     """squeue failed, timed out or could not be started."""
 
 
+_REBUILD = "fix: rebuild it with `ood-mt build` and redeploy (playbooks/site.yml), or pass --site with the site YAML"
+
+
+def _field(data: dict[str, Any], name: str, kind: str, source: str) -> Any:
+    """``data[name]`` if it is of ``kind`` (site.json as `ood-mt build` writes it), else SiteSummaryError."""
+    value = data[name]
+    ok = {
+        "text": isinstance(value, str) and value != "",
+        "string": isinstance(value, str),
+        "count": isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+        "seconds": isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0,
+        "names": isinstance(value, list) and all(isinstance(v, str) and v for v in value),
+        "name map": isinstance(value, dict) and all(isinstance(v, str) and v for v in value.values()),
+    }[kind]
+    if not ok:
+        raise SiteSummaryError(f"{source}: field {name} must be {_KINDS[kind]} (got {value!r}); {_REBUILD}")
+    return value
+
+
+_KINDS = {"text": "a non-empty string", "string": "a string", "count": "a non-negative integer",
+          "seconds": "a positive number of seconds", "names": "a list of names", "name map": "a mapping of names"}
+# site.json field -> what it must be (config.SiteConfig.public_summary writes them).
+_SUMMARY_FIELDS = {"site": "text", "cluster": "text", "wckey": "text", "publisher_group": "text",
+                   "tenant_groups": "names", "tenant_group_pattern": "string", "key_dir": "text",
+                   "refresh_seconds": "count", "squeue": "text", "squeue_timeout_seconds": "seconds",
+                   "delivery_apps": "names", "preset_delivery": "name map"}
+
+
 @dataclass(frozen=True)
 class SiteSummary:
-    """The public facts of a site that discovery and verification need (site.json)."""
+    """The public facts of a site that discovery and verification need: site.json, format 2
+    (``config.SiteConfig.public_summary``), read as written, never completed with defaults here."""
 
     site: str
     cluster: str
@@ -57,6 +81,10 @@ class SiteSummary:
     tenant_group_pattern: str
     key_dir: Path
     refresh_seconds: int
+    squeue: str
+    squeue_timeout_seconds: float
+    delivery_apps: tuple[str, ...]
+    preset_delivery: dict[str, str]
 
     def is_tenant_group(self, group: str) -> bool:
         if group in self.tenant_groups:
@@ -66,51 +94,44 @@ class SiteSummary:
     @classmethod
     def from_dict(cls, data: Any, source: str) -> SiteSummary:
         if not isinstance(data, dict):
-            raise SiteSummaryError(f"{source}: not a JSON object; fix: rebuild it with `ood-mt build`")
-        missing = [name for name in SITE_FIELDS if name not in data]
-        if missing:
+            raise SiteSummaryError(f"{source}: not a JSON object; {_REBUILD}")
+        if data.get("format") != SITE_JSON_FORMAT:
             raise SiteSummaryError(
-                f"{source}: field(s) {', '.join(missing)} missing; fix: rebuild with `ood-mt build` "
-                "and redeploy, or pass --site with the site YAML file"
-            )
-        for name in ("site", "cluster", "wckey", "publisher_group", "key_dir"):
-            if not isinstance(data[name], str) or not data[name]:
-                raise SiteSummaryError(f"{source}: field {name} must be a non-empty string; fix: rebuild it")
-        groups = data["tenant_groups"]
-        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-            raise SiteSummaryError(f"{source}: field tenant_groups must be a list of group names; fix: rebuild it")
-        pattern = data["tenant_group_pattern"] or ""
+                f"{source}: format {data.get('format')!r}, but this ood-mt reads format {SITE_JSON_FORMAT} "
+                f"(the one that also names squeue, its timeout and the delivery apps); {_REBUILD}")
+        missing = [name for name in _SUMMARY_FIELDS if name not in data]
+        if missing:
+            raise SiteSummaryError(f"{source}: field(s) {', '.join(missing)} missing; {_REBUILD}")
+        v = {name: _field(data, name, kind, source) for name, kind in _SUMMARY_FIELDS.items()}
         try:
-            re.compile(pattern)
+            re.compile(v["tenant_group_pattern"])
         except re.error as exc:
-            raise SiteSummaryError(f"{source}: field tenant_group_pattern is not a regex ({exc})") from None
-        refresh = data["refresh_seconds"]
-        if not isinstance(refresh, int) or isinstance(refresh, bool) or refresh < 0:
-            raise SiteSummaryError(f"{source}: field refresh_seconds must be a non-negative integer")
-        return cls(site=data["site"], cluster=data["cluster"], wckey=data["wckey"].lower(),
-                   publisher_group=data["publisher_group"], tenant_groups=tuple(groups),
-                   tenant_group_pattern=pattern, key_dir=Path(data["key_dir"]), refresh_seconds=refresh)
+            raise SiteSummaryError(f"{source}: field tenant_group_pattern is not a regex ({exc}); {_REBUILD}") from None
+        return cls(site=v["site"], cluster=v["cluster"], wckey=v["wckey"].lower(),
+                   publisher_group=v["publisher_group"], tenant_groups=tuple(v["tenant_groups"]),
+                   tenant_group_pattern=v["tenant_group_pattern"], key_dir=Path(v["key_dir"]),
+                   refresh_seconds=v["refresh_seconds"], squeue=v["squeue"],
+                   squeue_timeout_seconds=float(v["squeue_timeout_seconds"]),
+                   delivery_apps=tuple(v["delivery_apps"]), preset_delivery=dict(v["preset_delivery"]))
 
 
 def load_site_summary(site_json: Optional[Path] = None, site_file: Optional[Path] = None) -> SiteSummary:
-    """Read site.json (default /etc/ood-mt/site.json) or, with site_file, the site YAML."""
+    """Read site.json (default SITE_JSON_PATH, /etc/ood-mt/site.json) or, with site_file, the site YAML."""
     if site_file is not None:
-        from ood_mt.config import SiteConfigError, load_site
-
         try:
             return SiteSummary.from_dict(load_site(site_file).public_summary(), str(site_file))
         except SiteConfigError as exc:
             raise SiteSummaryError(str(exc)) from None
-    path = Path(site_json or DEFAULT_SITE_JSON)
+    path = Path(site_json or SITE_JSON_PATH)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise SiteSummaryError(
-            f"{path}: missing; fix: deploy the kit (role ood_mt_ood writes it), or pass --site-json PATH "
+            f"{path}: missing; fix: deploy the kit (role ood_mt_keys writes it), or pass --site-json PATH "
             "or --site inventories/<site>/group_vars/all/multitenant.yml"
         ) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise SiteSummaryError(f"{path}: cannot be read as JSON ({exc}); fix: rebuild it with `ood-mt build`") from None
+        raise SiteSummaryError(f"{path}: cannot be read as JSON ({exc}); {_REBUILD}") from None
     return SiteSummary.from_dict(data, str(path))
 
 
@@ -126,7 +147,7 @@ class Job:
     start_time: Optional[int] = None  # epoch seconds of Slurm's StartTime (local time), None when not started
 
 
-def squeue_argv(squeue: str = "squeue", jobid: Optional[str] = None) -> list[str]:
+def squeue_argv(squeue: str, jobid: Optional[str] = None) -> list[str]:
     """The discovery call; with ``jobid``, the same columns for that one job (any state)."""
     if jobid is not None:
         return [squeue, "--noheader", "--states=all", "-j", jobid, "-O", SQUEUE_FORMAT]
@@ -204,8 +225,8 @@ def run_with_timeout(argv: list[str], timeout: float) -> bytes:
     return out
 
 
-def discover(squeue: str = "squeue", timeout: float = DEFAULT_TIMEOUT_S, jobid: Optional[str] = None) -> list[Job]:
-    """ONE squeue call (docs/architecture.md, "Discovery")."""
+def discover(squeue: str, timeout: float, jobid: Optional[str] = None) -> list[Job]:
+    """ONE squeue call (docs/architecture.md, "Discovery"); ``squeue`` and ``timeout`` come from site.json."""
     return parse_squeue(run_with_timeout(squeue_argv(squeue, jobid), timeout))
 
 
@@ -266,6 +287,14 @@ class Evaluation:
 
 
 KeyLookup = Callable[[str, int], bytes]
+
+
+def group_key(key_dir: Path, group: str, version: int) -> bytes:
+    """Key ``version`` of ``group`` from the key files, or Rejected: no-key / key-version-retired."""
+    try:
+        return keys.read_group_keys(key_dir, group).key_for(version)
+    except keys.KeyFileError as exc:
+        raise Rejected("no-key", str(exc)) from None
 # in_group(user, group): is USER a member of GROUP (member list or primary group)?
 MembershipLookup = Callable[[str, str], bool]
 
@@ -299,10 +328,7 @@ class Verifier:
         self.check_membership = check_membership
 
     def _my_group_key(self, group: str, version: int) -> bytes:
-        try:
-            return keys.read_group_keys(self.site.key_dir, group).key_for(version)
-        except keys.KeyFileError as exc:
-            raise Rejected("no-key", str(exc)) from None
+        return group_key(self.site.key_dir, group, version)
 
     def _my_user_key(self, user: str) -> bytes:
         try:
@@ -344,7 +370,7 @@ class Verifier:
         ev.steps.append(Step("owner", True, f"{job.owner} is in the audience {parsed.aud}"))
         payload = codec.decode(token, group_key=key, jobid=job.jobid, owner=job.owner)
         ev.steps.append(Step("tag", True, f"authentic for job {job.jobid} of {job.owner}; decrypted"))
-        share_contract.check_payload(payload, DELIVERY_APPS)
+        share_contract.check_payload(payload, self.site.delivery_apps)
         self._check_fresh(job, payload)
         ev.steps.append(Step("payload", True, f"{payload['mode']} share of app {payload['app']} "
                                               f"via {payload['delivery']}"))
@@ -444,10 +470,7 @@ class AdminKeys:
         self.site = site
 
     def group_key(self, group: str, version: int) -> bytes:
-        try:
-            return keys.read_group_keys(self.site.key_dir, group).key_for(version)
-        except keys.KeyFileError as exc:
-            raise Rejected("no-key", str(exc)) from None
+        return group_key(self.site.key_dir, group, version)
 
     def user_key(self, user: str) -> bytes:
         try:

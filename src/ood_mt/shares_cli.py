@@ -7,31 +7,34 @@ user's dashboard shows, and a rejection here has the reason the dashboard logs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 import click
 
 from ood_mt import codec, shares
 from ood_mt.codec import Rejected
+from ood_mt.config import SITE_JSON_PATH
 
-_SITE_HELP = "Public site summary to read (default /etc/ood-mt/site.json, written by the deployment)."
+_SITE_HELP = f"Public site summary to read (default {SITE_JSON_PATH}, written by the deployment)."
 _SITE_FILE_HELP = "Read the site YAML (inventories/<site>/group_vars/all/multitenant.yml) instead of site.json."
 
 
 def _site_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--timeout", type=float, default=shares.DEFAULT_TIMEOUT_S, show_default=True,
-                        help="Seconds squeue may take before it is killed.")(func)
-    func = click.option("--squeue", default="squeue", show_default=True, help="squeue binary to call.")(func)
+    func = click.option("--timeout", type=float, default=None,
+                        help="Seconds squeue may take before it is killed (default: site.json's "
+                             "squeue_timeout_seconds).")(func)
+    func = click.option("--squeue", default=None, help="squeue binary to call (default: site.json's squeue).")(func)
     func = click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
                         help=_SITE_FILE_HELP)(func)
     func = click.option("--site-json", type=click.Path(dir_okay=False, path_type=Path), help=_SITE_HELP)(func)
     return func
 
 
-def _fail(command: str, message: str) -> None:
+def _fail(command: str, message: str) -> NoReturn:
     click.echo(f"ood-mt {command}: {message}", err=True)
     sys.exit(2)
 
@@ -41,15 +44,37 @@ def _load(command: str, site_json: Optional[Path], site_file: Optional[Path]) ->
         return shares.load_site_summary(site_json, site_file)
     except shares.SiteSummaryError as exc:
         _fail(command, str(exc))
-        raise AssertionError("unreachable") from None
 
 
-def _discover(command: str, squeue: str, timeout: float, jobid: Optional[str] = None) -> list[shares.Job]:
-    try:
-        return shares.discover(squeue, timeout, jobid)
-    except shares.DiscoveryError as exc:
-        _fail(command, f"{exc}; is Slurm reachable from this host?")
-        raise AssertionError("unreachable") from None
+@dataclasses.dataclass(frozen=True)
+class _Slurm:
+    """How this command calls squeue: site.json's squeue and timeout unless --squeue/--timeout say otherwise."""
+
+    command: str
+    squeue: str
+    timeout: float
+
+    @classmethod
+    def of(cls, command: str, site: shares.SiteSummary, squeue: Optional[str],
+           timeout: Optional[float]) -> _Slurm:
+        return cls(command, squeue or site.squeue, site.squeue_timeout_seconds if timeout is None else timeout)
+
+    def discover(self, jobid: Optional[str] = None) -> list[shares.Job]:
+        try:
+            return shares.discover(self.squeue, self.timeout, jobid)
+        except shares.DiscoveryError as exc:
+            _fail(self.command, f"{exc}; is Slurm reachable from this host?")
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool, empty: str, header: list[str],
+                cells: Callable[[dict[str, Any]], list[Any]]) -> None:
+    """Rows as a JSON array, a table (``cells`` of each row under ``header``), or ``empty`` when there are none."""
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, sort_keys=True))
+    elif not rows:
+        click.echo(empty)
+    else:
+        click.echo(_table([cells(r) for r in rows], header))
 
 
 def _row(ev: shares.Evaluation, me: str) -> dict[str, Any]:
@@ -79,7 +104,7 @@ Example:
 @_site_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print why other share-like jobs were rejected.")
-def list_command(site_json: Optional[Path], site_file: Optional[Path], squeue: str, timeout: float,
+def list_command(site_json: Optional[Path], site_file: Optional[Path], squeue: Optional[str], timeout: Optional[float],
                  as_json: bool, verbose: bool) -> None:
     """List the shares you can use now.
 
@@ -92,22 +117,17 @@ def list_command(site_json: Optional[Path], site_file: Optional[Path], squeue: s
     me = shares.Identity.current()
     verifier = shares.Verifier(site, me)
     rows = []
-    evaluations = [verifier.evaluate(job) for job in _discover("list", squeue, timeout)]
+    evaluations = [verifier.evaluate(job) for job in _Slurm.of("list", site, squeue, timeout).discover()]
     shares.limit_per_publisher(evaluations)
     for ev in evaluations:
         if ev.accepted:
             rows.append(_row(ev, me.name))
         elif verbose:
             click.echo(ev.log_line(), err=True)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, sort_keys=True))
-        return
-    if not rows:
-        click.echo("no shares visible to you")
-        return
-    click.echo(_table([[r["jobid"], r["app"], r["title"], r["publisher"] + (" (you)" if r["yours"] else ""),
-                        r["audience"], r["mode"], r["since"]] for r in rows],
-                      ["JOBID", "APP", "TITLE", "FROM", "AUDIENCE", "MODE", "SINCE"]))
+    header = ["JOBID", "APP", "TITLE", "FROM", "AUDIENCE", "MODE", "SINCE"]
+    _print_rows(rows, as_json, "no shares visible to you", header,
+                lambda r: [r["jobid"], r["app"], r["title"], r["publisher"] + (" (you)" if r["yours"] else ""),
+                           r["audience"], r["mode"], r["since"]])
 
 
 @click.command(
@@ -123,8 +143,8 @@ Example:
 @_site_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @click.argument("jobid")
-def show_command(site_json: Optional[Path], site_file: Optional[Path], squeue: str, timeout: float, as_json: bool,
-                 jobid: str) -> None:
+def show_command(site_json: Optional[Path], site_file: Optional[Path], squeue: Optional[str],
+                 timeout: Optional[float], as_json: bool, jobid: str) -> None:
     """Show one share, its connection details included, if it is visible to you.
 
     JOBID is the Slurm job id of the publishing job. Exits 1 with the rejection reason
@@ -134,8 +154,9 @@ def show_command(site_json: Optional[Path], site_file: Optional[Path], squeue: s
         _fail("show", f"JOBID {jobid!r} is not a Slurm job id (digits, e.g. 4711)")
     site = _load("show", site_json, site_file)
     me = shares.Identity.current()
-    jobs = [j for j in _discover("show", squeue, timeout, jobid=jobid) if j.jobid == jobid]
-    running = {j.jobid for j in _discover("show", squeue, timeout)}
+    slurm = _Slurm.of("show", site, squeue, timeout)
+    jobs = [j for j in slurm.discover(jobid) if j.jobid == jobid]
+    running = {j.jobid for j in slurm.discover()}
     if not jobs:
         click.echo(f"ood-mt: job {jobid}: rejected: not-a-share (no running job with a share name)", err=True)
         sys.exit(1)
@@ -169,8 +190,8 @@ Example (as root on an OOD host):
 )
 @_site_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
-def audit_command(site_json: Optional[Path], site_file: Optional[Path], squeue: str, timeout: float,
-                  as_json: bool) -> None:
+def audit_command(site_json: Optional[Path], site_file: Optional[Path], squeue: Optional[str],
+                  timeout: Optional[float], as_json: bool) -> None:
     """List every active share on the cluster (administrators).
 
     Verifies every share-like running job with every group key and users' own keys, so
@@ -188,7 +209,7 @@ def audit_command(site_json: Optional[Path], site_file: Optional[Path], squeue: 
     me = shares.Identity.current()
     verifier = shares.Verifier(site, me, group_key=admin.group_key, user_key=admin.user_key, check_membership=False)
     rows = []
-    for job in _discover("audit", squeue, timeout):
+    for job in _Slurm.of("audit", site, squeue, timeout).discover():
         ev = verifier.evaluate(job)
         row: dict[str, Any] = {"jobid": job.jobid, "publisher": job.owner, "audience": ev.group or "?",
                                "status": "ok" if ev.accepted else ev.rejection.reason if ev.rejection else "?"}
@@ -199,15 +220,8 @@ def audit_command(site_json: Optional[Path], site_file: Optional[Path], squeue: 
             row.update(size=0, app="?", mode="?", since="?",
                        detail=ev.rejection.detail if ev.rejection else "")
         rows.append(row)
-    if as_json:
-        click.echo(json.dumps(rows, indent=2, sort_keys=True))
-        return
-    if not rows:
-        click.echo("no active shares")
-        return
-    click.echo(_table([[r["jobid"], r["publisher"], r["audience"], r["size"], r["app"], r["mode"], r["since"],
-                        r["status"]] for r in rows],
-                      ["JOBID", "PUBLISHER", "AUDIENCE", "SIZE", "APP", "MODE", "SINCE", "STATUS"]))
+    header = ["JOBID", "PUBLISHER", "AUDIENCE", "SIZE", "APP", "MODE", "SINCE", "STATUS"]
+    _print_rows(rows, as_json, "no active shares", header, lambda r: [r[name.lower()] for name in header])
 
 
 @click.command(
@@ -226,8 +240,9 @@ Examples:
 @click.option("--comment", help="The job's Comment, when the token was split over name and comment.")
 @click.option("--job-id", help="Job id the token was made for (needed to check the tag).")
 @click.option("--owner", help="User who owns that job (needed to check the tag).")
-def inspect_command(site_json: Optional[Path], site_file: Optional[Path], squeue: str, timeout: float,
-                    job_name: str, comment: Optional[str], job_id: Optional[str], owner: Optional[str]) -> None:
+def inspect_command(site_json: Optional[Path], site_file: Optional[Path], squeue: Optional[str],
+                    timeout: Optional[float], job_name: str, comment: Optional[str], job_id: Optional[str],
+                    owner: Optional[str]) -> None:
     """Explain, step by step, why a job name is or is not accepted as a share by you.
 
     JOB_NAME is the job's name as squeue prints it (`squeue -h -j ID -o %j`). With
@@ -242,7 +257,7 @@ def inspect_command(site_json: Optional[Path], site_file: Optional[Path], squeue
         _fail("inspect", "give --job-id and --owner together (both come from `squeue -j ID -o '%i %u'`)")
     wckey = ""
     if job_id:
-        found = [j for j in _discover("inspect", squeue, timeout, jobid=job_id) if j.jobid == job_id]
+        found = [j for j in _Slurm.of("inspect", site, squeue, timeout).discover(job_id) if j.jobid == job_id]
         wckey = found[0].wckey if found else ""
     job = shares.Job(jobid=job_id or "0", owner=owner or me.name, wckey=wckey, name=job_name, comment=comment or "")
     verifier = shares.Verifier(site, me)

@@ -209,7 +209,7 @@ def test_explain_prints_every_description():
 
 
 def test_schema_is_valid_json_schema_and_shipped():
-    config._VALIDATOR_CLASS.check_schema(config.site_schema())
+    config.validator_class().check_schema(config.site_schema())
     pyproject = (REPO / "pyproject.toml").read_text()
     assert '"site.schema.json"' in pyproject and '"jsonschema' in pyproject
 

@@ -101,7 +101,7 @@ def test_the_bait_is_real_in_the_old_listing_format(hostile_job: dict[str, Any])
 
 
 def test_the_python_listing_holds_the_hostile_job_once_and_nothing_forged(hostile_job: dict[str, Any]) -> None:
-    listing = subprocess.run(shares.squeue_argv(), capture_output=True, check=True).stdout
+    listing = subprocess.run(shares.squeue_argv("squeue"), capture_output=True, check=True).stdout
     assert len(listing) % shares.RECORD_BYTES == 0
     jobs = shares.parse_squeue(listing)
     assert FORGED_JOB not in {job.jobid for job in jobs}

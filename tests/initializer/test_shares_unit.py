@@ -14,7 +14,9 @@ from ood_mt import shares, shares_cli
 HANGING_SQUEUE_DOUBLE = Path(__file__).resolve().parent / "hanging_squeue_double.sh"
 SITE = {"site": "lab", "cluster": "hostlab", "wckey": "multitenant", "publisher_group": "mtusr",
         "tenant_groups": ["mtclass"], "tenant_group_pattern": "", "key_dir": "/etc/ood-mt/keys",
-        "refresh_seconds": 30}
+        "refresh_seconds": 30, "format": 2, "squeue": "squeue", "squeue_timeout_seconds": 10,
+        "delivery_apps": ["mt_delivery_default", "mt_delivery_debug", "mt_delivery_readfile"],
+        "preset_delivery": {"debug": "debug", "document": "readfile"}}
 
 
 def squeue_row(jobid: str, user: str, wckey: str, name: str, comment: str = "(null)", start: str = "N/A") -> bytes:
@@ -64,7 +66,7 @@ def test_a_misaligned_listing_yields_nothing(what: str) -> None:
 
 
 def test_argv_is_the_documented_single_call() -> None:
-    assert shares.squeue_argv() == ["squeue", "--noheader", "--states=RUNNING", "-O",
+    assert shares.squeue_argv("squeue") == ["squeue", "--noheader", "--states=RUNNING", "-O",
                                     "JobID:20|,UserName:40|,WCKey:70|,StartTime:20|,Name:1024|,Comment:1024|"]
 
 

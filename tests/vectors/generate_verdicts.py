@@ -31,7 +31,7 @@ from tests.vectors import verdict_reference
 OUT = Path(__file__).with_name("verdicts.json")
 NOW = 1767225600  # 2026-01-01: every share's "created" unless a case changes it
 SITE = {"wckey": "multitenant", "publisher_group": "mtusr", "tenant_groups": ["mtclass", "lab2"],
-        "delivery_apps": list(shares.DELIVERY_APPS)}
+        "delivery_apps": ["mt_delivery_default", "mt_delivery_debug", "mt_delivery_readfile"]}
 # Who is in which group (member lists; a user's own group is theirs alone).
 DIRECTORY = {"mtusr": ["alice", "mallory", "dave"], "mtclass": ["alice", "bob", "dave"], "lab2": ["bob", "dave"]}
 USERS = {"alice": 3001, "bob": 3002, "mallory": 3003, "carol": 3004, "dave": 3005}

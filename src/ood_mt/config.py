@@ -37,6 +37,11 @@ SITE_JSON_PATH = Path("/etc/ood-mt/site.json")
 SITE_JSON_IN_BUILD = Path("etc") / "site.json"
 # Format of site.json (public_summary); readers refuse other formats.
 SITE_JSON_FORMAT = 2
+# The dashboard env (dotenv) variable that switches the initializer on, and the line
+# pattern the roles manage it by (an optional `export`, spaces around `=`). Copies in YAML
+# and Ruby are pinned to these by tests/build/test_contract_copies.py.
+ENABLE_VARIABLE = "MULTITENANT_ENABLE"
+ENABLE_LINE_REGEXP = r"^\s*(export\s+)?MULTITENANT_ENABLE\s*="
 APP_SLUG_RE = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 
 

@@ -27,7 +27,15 @@ from cookiecutter.exceptions import CookiecutterException
 from cookiecutter.main import cookiecutter
 
 from ood_mt import share_contract
-from ood_mt.config import CLIENT_APPS, DELIVERY_APPS, SERVICE_APPS, SiteConfig
+from ood_mt.config import (
+    CLIENT_APPS,
+    DELIVERY_APPS,
+    ENABLE_VARIABLE,
+    SERVICE_APPS,
+    SITE_JSON_IN_BUILD,
+    SITE_JSON_PATH,
+    SiteConfig,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_TEMPLATE = REPO_ROOT / "cookiecutter-mt-app"
@@ -260,7 +268,7 @@ def build_manifest(site: SiteConfig, out: Path, specs: list[AppSpec]) -> dict[st
                           "mode": executable_mode(file_mode) if runs_as_program(rel) else file_mode,
                           "sha256": _sha256(path)})
     init = out / "initializer" / "ood_multitenant.rb"
-    site_json = out / "etc" / "site.json"
+    site_json = out / SITE_JSON_IN_BUILD
     return {
         "format": 1,
         "site": d["site"],
@@ -271,9 +279,9 @@ def build_manifest(site: SiteConfig, out: Path, specs: list[AppSpec]) -> dict[st
         "initializer": {"src": str(init.relative_to(out)),
                         "dest": f"{d['paths']['dashboard_config_dir']}/initializers/ood_multitenant.rb",
                         "owner": "root", "group": "root", "mode": "0644", "sha256": _sha256(init)},
-        "site_config": {"src": str(site_json.relative_to(out)), "dest": "/etc/ood-mt/site.json",
+        "site_config": {"src": str(site_json.relative_to(out)), "dest": str(SITE_JSON_PATH),
                         "owner": "root", "group": "root", "mode": "0644", "sha256": _sha256(site_json)},
-        "dashboard_env": {"dest": f"{d['paths']['dashboard_config_dir']}/env", "variable": "MULTITENANT_ENABLE"},
+        "dashboard_env": {"dest": f"{d['paths']['dashboard_config_dir']}/env", "variable": ENABLE_VARIABLE},
     }
 
 
@@ -296,8 +304,8 @@ def build(site: SiteConfig, out: Path) -> dict[str, Any]:
                 if spec.role == "service":
                     stage_share_contract(app_dir / "template")
         render_initializer(site, staging / "initializer" / "ood_multitenant.rb")
-        (staging / "etc").mkdir()
-        (staging / "etc" / "site.json").write_text(
+        (staging / SITE_JSON_IN_BUILD).parent.mkdir()
+        (staging / SITE_JSON_IN_BUILD).write_text(
             json.dumps(site.public_summary(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
         _normalise_modes(staging)
         manifest = build_manifest(site, staging, specs)

@@ -24,9 +24,12 @@ def test_yamllint_clean() -> None:
     assert result.rc == 0, result.output
 
 
+def test_the_playbooks_are_found() -> None:
+    assert {p.name for p in PLAYBOOKS} >= {"site.yml", "onboard.yml", "offboard.yml", "uninstall.yml"}
+
+
 @pytest.mark.parametrize("playbook", PLAYBOOKS, ids=lambda p: p.name)
 def test_playbook_syntax(playbook: Path) -> None:
-    assert PLAYBOOKS, "no playbooks found"
     result = run([tool("ansible-playbook"), "--syntax-check", "-i", str(REPO / "inventories/example/hosts.yml"),
                   str(playbook)])
     assert result.rc == 0, result.output

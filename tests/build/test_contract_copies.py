@@ -1,0 +1,63 @@
+"""Where YAML or Ruby must restate a site-contract value of ``ood_mt.config``, the copies are
+pinned here: the site.json path on hosts, and the MULTITENANT_ENABLE variable and line pattern."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ood_mt import config, render
+
+REPO = Path(__file__).resolve().parents[2]
+ANSIBLE_YAML = sorted([*REPO.glob("roles/*/tasks/*.yml"), *REPO.glob("roles/*/defaults/*.yml"),
+                       *REPO.glob("playbooks/*.yml")])
+
+
+def walk(node: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield str(key), value
+            yield from walk(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from walk(item)
+
+
+def values(key: str) -> list[tuple[str, str]]:
+    """(file, value) of every ``key: <string>`` in the kit's Ansible YAML."""
+    return [(str(path.relative_to(REPO)), value) for path in ANSIBLE_YAML
+            for k, value in walk(yaml.safe_load(path.read_text())) if k == key and isinstance(value, str)]
+
+
+def test_the_enable_line_pattern_has_one_spelling() -> None:
+    copies = [(f, v) for f, v in values("regexp") if config.ENABLE_VARIABLE in v]
+    assert {f for f, _ in copies} >= {"roles/ood_mt_ood/tasks/main.yml", "playbooks/uninstall.yml"}
+    assert [(f, v) for f, v in copies if v != config.ENABLE_LINE_REGEXP] == []
+    lines = [(f, v) for f, v in values("line") if config.ENABLE_VARIABLE in v]
+    assert lines and all(v.startswith(f"{config.ENABLE_VARIABLE}=") for _f, v in lines)
+    # the molecule verifier reads env files with the same pattern (as re.match: no '^')
+    verifier = (REPO / "molecule/uninstall/tests/test_uninstall.py").read_text()
+    assert f'r"{config.ENABLE_LINE_REGEXP.removeprefix("^")}"' in verifier
+    pattern = re.compile(config.ENABLE_LINE_REGEXP)
+    for line in ("MULTITENANT_ENABLE=true", "  export MULTITENANT_ENABLE = false"):
+        assert pattern.match(line)
+    assert not pattern.match("# MULTITENANT_ENABLE=true") and not pattern.match("MULTITENANT_ENABLED=1")
+
+
+def test_the_initializer_reads_the_enable_variable() -> None:
+    entry = (REPO / "initializer_src/ood_multitenant.rb.j2").read_text()
+    assert f'ENV["{config.ENABLE_VARIABLE}"] == "true"' in entry
+
+
+def test_the_site_json_path_has_one_value() -> None:
+    defaults = yaml.safe_load((REPO / "roles/ood_mt_keys/defaults/main.yml").read_text())
+    assert defaults["ood_mt_keys_site_config_dest"] == str(config.SITE_JSON_PATH)
+    uninstall = (REPO / "playbooks/uninstall.yml").read_text()
+    assert f"default('{config.SITE_JSON_PATH}')" in uninstall
+    assert render.SITE_JSON_IN_BUILD == config.SITE_JSON_IN_BUILD == Path("etc/site.json")
+    site_config = (REPO / "roles/ood_mt_keys/tasks/site_config.yml").read_text()
+    assert f"default('{config.SITE_JSON_IN_BUILD}')" in site_config

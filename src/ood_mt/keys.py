@@ -134,7 +134,7 @@ def read_user_key_of(home: Path, uid: int) -> bytes:
     finally:
         os.close(fd)
     text = data.decode("ascii", "replace")
-    if not re.fullmatch(r"[0-9a-f]{64}\n?", text):
+    if not _KEY_TEXT_RE.fullmatch(text):
         raise KeyFileError(f"{path}: malformed (expected 64 hex characters)")
     return bytes.fromhex(text[:64])
 

@@ -61,3 +61,16 @@ def test_the_site_json_path_has_one_value() -> None:
     assert render.SITE_JSON_IN_BUILD == config.SITE_JSON_IN_BUILD == Path("etc/site.json")
     site_config = (REPO / "roles/ood_mt_keys/tasks/site_config.yml").read_text()
     assert f"default('{config.SITE_JSON_IN_BUILD}')" in site_config
+
+
+def test_the_build_directory_has_one_spelling() -> None:
+    """`build/<site>` next to playbooks/: the build play writes it, the keys and ood roles read it
+    (their defaults, and site.yml when the build play did not run)."""
+    spellings = {"{{ playbook_dir }}/../build/{{ multitenant.site }}",
+                 "playbook_dir ~ '/../build/' ~ multitenant.site"}
+    copies = [(f, v) for f, v in values("ood_mt_build_dir") + values("ood_mt_keys_build_dir")
+              + values("ood_mt_ood_build_dir") if "build" in v]
+    assert len(copies) == 5
+    for file, value in copies:
+        assert any(s in value for s in spellings), (file, value)
+    assert 'build_dir="$repo_root/build/lab"' in (REPO / "scripts/lab.sh").read_text()

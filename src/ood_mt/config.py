@@ -188,6 +188,16 @@ def _engine(value: str) -> Optional[tuple[str, str]]:
     return None
 
 
+WEB_ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9]([A-Za-z0-9.-]{0,252})(:[0-9]{1,5})?")
+
+
+def _web_origin(value: str) -> Optional[tuple[str, str]]:
+    if value == "" or WEB_ORIGIN_RE.fullmatch(value):
+        return None
+    return ("is not an origin (scheme, host name and optional port, no path)",
+            "write it like https://ood-apps.example.org, or leave it empty")
+
+
 def _text(value: str) -> Optional[tuple[str, str]]:
     if not value.strip():
         return "must not be empty", "give a value"
@@ -257,6 +267,9 @@ SCHEMA = Mapping(
                                       doc="regex; groups whose WHOLE name matches it may also be audiences"),
         "refresh_seconds": Field(INT, 30, check=_range(5, 3600),
                                  doc="how often a dashboard looks for new or ended shares"),
+        "web_apps_origin": Field(STR, "", check=_web_origin,
+                                 doc="address (https://host[:port]) where receivers open shared web apps; "
+                                     "a host name of its own, never the dashboard's (admin guide: shared web apps)"),
         "clients_group": Field(STR, "", doc="if set, client apps are gated to this POSIX group"),
         "keys": Mapping(
             {

@@ -119,6 +119,7 @@ def app_specs(site: SiteConfig) -> list[AppSpec]:
         AppSpec(f"mt_delivery_{kind}", "delivery", DELIVERY_TEMPLATE, {
             "app_slug": f"mt_delivery_{kind}", "app_title": TITLES[kind], "delivery_kind": kind,
             "app": site.app("delivery_readfile") if kind == "readfile" else {},
+            "web_apps_origin": d["web_apps_origin"],
         })
         for kind in DELIVERY_APPS
     ]

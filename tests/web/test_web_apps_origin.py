@@ -4,7 +4,7 @@ Proven with a real browser (Debian's headless Chromium) on the real path: a publ
 launches the dashboard service through Open OnDemand's own code on the real Slurm, serving
 a hostile page; the receiver's card, rendered by OOD's code from the kit's delivery app,
 links it on the site's web-apps origin; the real Apache serves that origin with the
-virtual host the OOD role installs (roles/ood_mt_ood/templates/ood-mt-web-apps.conf.j2).
+virtual host the OOD role installs (its own tasks, run by Ansible).
 The receiver's dashboard origin is tests/web/receiver_dashboard_double.py (a named test
 double: OOD's per-user nginx cannot run here).
 
@@ -29,18 +29,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import pytest
+import yaml
 
 from tests.apps import forms
 from tests.apps.slurm_jobs import connection, shared_render_dir
 from tests.ood.oodsite import OodSite, make_site, missing_source_reason, wait_for
+from tests.roles.ansible_runner import run, tool
 from tests.web.receiver_dashboard_double import DashboardDouble
 
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[2]
-VHOST_TEMPLATE = REPO / "roles" / "ood_mt_ood" / "templates" / "ood-mt-web-apps.conf.j2"
 HOSTILE_PAGE = Path(__file__).with_name("hostile_page.html")
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 # Two registrable domains: the web-apps origin must not even be same-site with the dashboard.
@@ -56,13 +56,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def render_vhost(listen: str, server_name: str, host_regex: str, auth: list[str]) -> str:
-    """The OOD role's template, rendered as Ansible's template module would (plain Jinja)."""
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(VHOST_TEMPLATE.read_text()).render(
-        web_apps_listen=listen, web_apps_server_name=server_name, web_apps_tls_directives=[],
-        web_apps_auth_directives=auth, web_apps_host_regex=host_regex)
+def install_vhost(work: Path, origin: str, listen: str, host_regex: str, auth: list[str]) -> str:
+    """The OOD role's own tasks (tasks_from: web_apps), run by Ansible as on an OOD host,
+    installing the virtual host into WORK; return the file's text."""
+    conf = work / "ood-mt-web-apps.conf"
+    play = work / "web-apps.yml"
+    play.write_text(yaml.safe_dump([{
+        "name": "The shared-web-apps origin of role ood_mt_ood", "hosts": "localhost", "connection": "local",
+        "gather_facts": False,
+        "tasks": [{"name": "Install it", "ansible.builtin.include_role": {"name": "ood_mt_ood",
+                                                                           "tasks_from": "web_apps"}}]}]))
+    extra = {"multitenant": {"site": "t", "web_apps_origin": origin, "paths": {}},
+             "ood_mt_ood_web_apps_conf": str(conf), "ood_mt_ood_web_apps_listen": listen,
+             "ood_mt_ood_web_apps_host_regex": host_regex, "ood_mt_ood_web_apps_auth_directives": auth,
+             "ood_mt_ood_web_apps_reload": False}
+    done = run([tool("ansible-playbook"), "-i", "localhost,", str(play), "-e", json.dumps(extra)])
+    assert done.rc == 0, done.output
+    return conf.read_text()
 
 
 class Apache:
@@ -186,8 +196,9 @@ def test_shared_page_cannot_act_as_the_receiver(web_apps_site: tuple[OodSite, in
         assert 'href="/rnode/' not in body and 'action="/rnode/' not in body, body
 
         # The real Apache, configured from the OOD role's template, serves that origin.
-        apache = Apache(work, apps_port, render_vhost(f"127.0.0.1:{apps_port}", APPS_HOST, re.escape(shared["host"]),
-                                                      ["Require ip 127.0.0.1"]))
+        vhost = install_vhost(work, f"http://{APPS_HOST}:{apps_port}", f"127.0.0.1:{apps_port}",
+                              re.escape(shared["host"]), ["Require ip 127.0.0.1"])
+        apache = Apache(work, apps_port, vhost)
         checked = apache.check()
         assert checked.returncode == 0, checked.stderr
         apache.start()

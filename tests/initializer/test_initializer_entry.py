@@ -70,7 +70,7 @@ def test_rendered_initializer_is_one_valid_self_contained_ruby_file(tmp_path: Pa
 
 
 def test_a_library_override_must_name_a_library(tmp_path: Path) -> None:
-    with pytest.raises(render.BuildError, match="no library nope.rb"):
+    with pytest.raises(render.BuildError, match=r"no library nope\.rb"):
         render.render_initializer(config.load_site(LAB_SITE), tmp_path / "x.rb", {"nope.rb": ""})
 
 
@@ -136,7 +136,8 @@ def test_an_unusable_site_json_is_one_log_line_and_the_page_works(ood_site: OodS
     assert attrs["mt_llm_share"]["options"] == [["(none)", ""]]
     lines = _kit_lines(booted["log"])
     expected = {"missing": "missing; fix: run playbooks/site.yml", "not json": "not valid JSON",
-                "format 1": "format 1, this initializer reads format 2", "no squeue": "field squeue is missing"}[problem]
+                "format 1": "format 1, this initializer reads format 2",
+                "no squeue": "field squeue is missing"}[problem]
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"ood-mt: site description {site_json}: ") and expected in lines[0], lines
     assert "fix:" in lines[0]

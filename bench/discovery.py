@@ -8,7 +8,7 @@ On the real host Slurm (tests/lab/host_slurm.sh start; run as root):
      real ~600-character v1 token for the tenant group (keys generated for this run);
   3. as mtrecv, in ONE Ruby process, times --runs times, interleaved:
        new  = the initializer's discovery: the single squeue call + parse + verify
-              (initializer_src/lib/{codec,multitenant}.rb, exactly as the dashboard runs them)
+              (initializer_src/lib/, the INITIALIZER_LIBS, exactly as the dashboard runs them)
        old  = the original framework's discovery: `sacct --allocations ... --wckeys=multitenant`
               then `squeue --format=%i|%1024j -j <ids>` (calls + parse, no decryption)
        new_call = the single squeue call + parse alone (what verification adds is the difference)
@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from ood_mt import codec, keys  # noqa: E402
+from ood_mt import codec, config, keys, render  # noqa: E402
 
 HELD_USER = "mtout"
 PUBLISHER = "mtpub"
@@ -50,12 +50,9 @@ RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"  # util-linux; /usr/sbi
 RUBY_BENCH = r"""
 require "json"
 lib = ARGV[0]
-require File.join(lib, "codec.rb")
-require File.join(lib, "contract.rb")
-require File.join(lib, "multitenant.rb")
-site = JSON.parse(File.read(ARGV[1]))
+ARGV[3].split(",").each { |name| require File.join(lib, name) } # ood_mt.render.INITIALIZER_LIBS
 runs = Integer(ARGV[2])
-config = MultiTenant::Config.from_hash(site)
+config = MultiTenant::Config.load(ARGV[1], contract: JSON.parse(File.read(File.join(lib, "share_contract.json"))))
 me = MultiTenant::Identity.current
 def now_ms = Process.clock_gettime(Process::CLOCK_MONOTONIC) * 1000.0
 
@@ -233,11 +230,9 @@ def main() -> int:
         shutil.copytree(REPO / "src/ood_mt", base / "py/ood_mt")
         site = {"wckey": WCKEY, "publisher_group": PUBLISHER_GROUP, "tenant_groups": [GROUP],
                 "tenant_group_pattern": "", "key_dir": str(key_dir), "cluster": "hostlab", "refresh_seconds": 30}
-        contract = json.loads((REPO / "src/ood_mt/share_contract.json").read_text())
-        (base / "site-rb.json").write_text(json.dumps({**site, "contract": contract}))
-        (base / "site.json").write_text(json.dumps({**site, "site": "bench", "format": 2, "squeue": "squeue",
-                                                    "squeue_timeout_seconds": 10, "preset_delivery": {},
-                                                    "delivery_apps": ["mt_delivery_default"]}))
+        shutil.copy(REPO / "src/ood_mt/share_contract.json", lib / "share_contract.json")
+        lab_site = config.load_site(REPO / "inventories/lab/group_vars/all/multitenant.yml").public_summary()
+        (base / "site.json").write_text(json.dumps({**lab_site, **site, "site": "bench"}))
         (base / "bench.rb").write_text(RUBY_BENCH)
         (base / "bench_py.py").write_text(PY_BENCH)
         for path in base.rglob("*"):
@@ -255,8 +250,8 @@ def main() -> int:
         print(f"  sacct listed all {len(share_ids)} running shares {lag:.1f} s after they were published",
               flush=True)
 
-        ruby = run_as(RECEIVER, ["ruby", str(base / "bench.rb"), str(lib), str(base / "site-rb.json"),
-                                 str(args.runs)])
+        ruby = run_as(RECEIVER, ["ruby", str(base / "bench.rb"), str(lib), str(base / "site.json"),
+                                 str(args.runs), ",".join(render.INITIALIZER_LIBS)])
         if ruby.returncode != 0:
             raise SystemExit(f"bench: ruby bench failed: {ruby.stderr}")
         timings = json.loads(ruby.stdout)

@@ -18,6 +18,8 @@ apt_packages=(
   postgresql postgresql-client
   # linters for rendered scripts and YAML
   shellcheck yamllint
+  # a real browser and a real reverse proxy: the shared-web-apps origin test (tests/web)
+  chromium apache2
   # the containerised lab
   podman runc debootstrap uidmap fuse-overlayfs
   # job-side protocol tools and test helpers

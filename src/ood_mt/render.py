@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -43,8 +44,21 @@ PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
 CLIENT_TEMPLATE = PACKAGE_TEMPLATES / "client"
 DELIVERY_TEMPLATE = PACKAGE_TEMPLATES / "delivery"
 INITIALIZER_SRC = REPO_ROOT / "initializer_src"
-# The libraries the initializer inlines, in load order.
-INITIALIZER_LIBS = ("codec.rb", "contract.rb", "multitenant.rb")
+# The libraries the initializer inlines (initializer_src/lib/), in load order: adding a
+# library is one line here; the template loops over this list, the tests load the same.
+INITIALIZER_LIBS = (
+    "codec.rb",  # protocol v1 (MultiTenant::Codec, MultiTenant::Rejected)
+    "contract.rb",  # the share contract (MultiTenant::Contract)
+    "config.rb",  # the site description, site.json (MultiTenant::Config)
+    "discovery.rb",  # the squeue listing (MultiTenant::Discovery)
+    "keys.rb",  # key files (MultiTenant::KeyFile, MultiTenant::KeyStore)
+    "verification.rb",  # verdicts (MultiTenant::Verifier)
+    "cards.rb",  # card files and connection.yml (MultiTenant::CardWriter)
+    "refresh.rb",  # the refresh and the form helpers (MultiTenant::Refresher)
+)
+# Where hosts keep the site description (OUT/etc/site.json of the build, config.SITE_JSON_PATH):
+# the one site fact the initializer is built with; it reads everything else from that file at run time.
+SITE_JSON_DEST = str(SITE_JSON_PATH)
 
 # Jinja settings shared by every template of the kit: bash's ${#var} and Ruby's "#{x}"
 # contain '{#', Jinja's default comment opener, so comments use {## ##} instead.
@@ -127,6 +141,7 @@ def app_specs(site: SiteConfig) -> list[AppSpec]:
         AppSpec(f"mt_delivery_{kind}", "delivery", DELIVERY_TEMPLATE, {
             "app_slug": f"mt_delivery_{kind}", "app_title": TITLES[kind], "delivery_kind": kind,
             "app": site.app("delivery_readfile") if kind == "readfile" else {},
+            "web_apps_origin": d["web_apps_origin"],
         })
         for kind in DELIVERY_APPS
     ]
@@ -204,18 +219,27 @@ def stage_share_contract(template_dir: Path) -> None:
 
 def render_initializer(site: SiteConfig, dest: Path, lib_override: Optional[dict[str, str]] = None) -> None:
     """Render initializer_src/ood_multitenant.rb.j2 into one self-contained Ruby file: the
-    site's facts, the share contract (share_contract.json) and the libraries, inlined.
-    LIB_OVERRIDE replaces a library's source (tests: a broken library must not break OOD)."""
+    share contract (share_contract.json) and the libraries (INITIALIZER_LIBS), inlined. No
+    site fact is baked in but where site.json is (SITE_JSON_DEST): the initializer reads the
+    site there at run time, so SITE is unused. LIB_OVERRIDE replaces a library's source
+    (tests: a broken library must not break OOD)."""
+    del site  # the same initializer for every site
     entry = INITIALIZER_SRC / "ood_multitenant.rb.j2"
     if not entry.is_file():
         raise BuildError(f"initializer: {entry} is missing")
-    lib_sources = {}
+    unknown = sorted(set(lib_override or {}) - set(INITIALIZER_LIBS))
+    if unknown:
+        raise BuildError(f"initializer: no library {', '.join(unknown)} to override (INITIALIZER_LIBS)")
+    libs = []
     for name in INITIALIZER_LIBS:
         lib = INITIALIZER_SRC / "lib" / name
         if not lib.is_file():
             raise BuildError(f"initializer: {lib} is missing")
-        lib_sources[name] = lib.read_text(encoding="utf-8")
-    lib_sources.update(lib_override or {})
+        source = (lib_override or {}).get(name, lib.read_text(encoding="utf-8"))
+        delimiter = "OOD_MT_LIB_" + re.sub(r"[^A-Z0-9]", "_", name.upper())
+        if delimiter in source.splitlines():
+            raise BuildError(f"initializer: {lib} holds the line {delimiter}, which ends its heredoc")
+        libs.append({"name": name, "delimiter": delimiter, "source": source.rstrip("\n")})
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(INITIALIZER_SRC)),
         undefined=jinja2.StrictUndefined,
@@ -224,8 +248,8 @@ def render_initializer(site: SiteConfig, dest: Path, lib_override: Optional[dict
         **JINJA_ENV_VARS,
     )
     try:
-        text = env.get_template(entry.name).render(site=site.data, site_json=site.public_summary(),
-                                                   lib_sources=lib_sources, contract=share_contract.contract())
+        text = env.get_template(entry.name).render(site_json_path=SITE_JSON_DEST, libs=libs,
+                                                   contract=share_contract.contract())
     except jinja2.TemplateError as exc:
         raise BuildError(f"initializer: template error in {entry}: {exc}") from exc
     dest.parent.mkdir(parents=True, exist_ok=True)

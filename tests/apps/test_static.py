@@ -146,7 +146,9 @@ def test_default_view_buttons(built_apps: Path, ood_site: OodSite) -> None:
     conn = render_view(ood_site, view, {**PRESET_CONNECTIONS["connection"], "mt_preset": "connection"})
     assert "/batch_connect/sys/mt_cloudbeaver/session_contexts/new" in conn
     web = render_view(ood_site, view, {**PRESET_CONNECTIONS["weblink"], "mt_preset": "weblink"})
-    assert 'action="/rnode/n1/6000/"' in web
+    # This site sets no web_apps_origin: another user's pages are never linked on the dashboard's origin.
+    assert "/rnode/" not in web and "no separate address for shared web apps" in web, web
+    assert "<code>n1</code>, port <code>6000</code>" in web
 
 
 def test_debug_view_shows_everything_escaped_and_checks(built_apps: Path, ood_site: OodSite) -> None:

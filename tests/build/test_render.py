@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ood_mt.config import load_site
-from ood_mt.render import SERVICE_TEMPLATE, build, tree_digest
+from ood_mt.render import INITIALIZER_LIBS, SERVICE_TEMPLATE, build, tree_digest
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_SITE = REPO / "inventories" / "lab" / "group_vars" / "all" / "multitenant.yml"
@@ -79,7 +79,7 @@ def _built_suite_ready() -> str | None:
     needed = [REPO / "src/ood_mt/templates/client/cookiecutter.json",
               REPO / "src/ood_mt/templates/delivery/cookiecutter.json",
               REPO / "initializer_src/ood_multitenant.rb.j2",
-              REPO / "initializer_src/lib/codec.rb", REPO / "initializer_src/lib/multitenant.rb"]
+              *(REPO / "initializer_src/lib" / name for name in INITIALIZER_LIBS)]
     missing = [str(p.relative_to(REPO)) for p in needed if not p.exists()]
     return f"suite templates not complete yet: {', '.join(missing)}" if missing else None
 

@@ -93,7 +93,7 @@ class DiscoveryFailureTest < Minitest::Test
   HANGING_SQUEUE_DOUBLE = File.join(__dir__, "hanging_squeue_double.sh")
 
   def test_hanging_squeue_times_out_and_is_killed
-    config = site_config("squeue" => HANGING_SQUEUE_DOUBLE, "timeout_seconds" => 0.5)
+    config = site_config("squeue" => HANGING_SQUEUE_DOUBLE, "squeue_timeout_seconds" => 0.5)
     pidfile = File.join(Dir.mktmpdir, "pid")
     ENV["HANGING_SQUEUE_DOUBLE_PIDFILE"] = pidfile
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
@@ -120,7 +120,7 @@ class DiscoveryFailureTest < Minitest::Test
   def test_refresher_logs_one_line_and_returns_empty_specs_on_timeout
     Dir.mktmpdir do |home|
       lines = []
-      config = site_config("squeue" => HANGING_SQUEUE_DOUBLE, "timeout_seconds" => 0.3, "refresh_seconds" => 0)
+      config = site_config("squeue" => HANGING_SQUEUE_DOUBLE, "squeue_timeout_seconds" => 0.3, "refresh_seconds" => 0)
       me = MultiTenant::Identity.new(name: "me", uid: 4242, gid: 4242, home: home, group_names: ["me"])
       refresher = MultiTenant::Refresher.new(config: config, identity: me, env: {}, logger: ->(l) { lines << l },
                                              codec: Object.new)

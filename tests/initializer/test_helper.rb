@@ -9,23 +9,35 @@ require "tmpdir"
 require "yaml"
 
 REPO_ROOT = File.expand_path("../..", __dir__)
-CODEC_RB = File.join(REPO_ROOT, "initializer_src/lib/codec.rb")
-require CODEC_RB if File.exist?(CODEC_RB)
-require File.join(REPO_ROOT, "initializer_src/lib/contract.rb")
-require File.join(REPO_ROOT, "initializer_src/lib/multitenant.rb")
+# The libraries in the initializer's load order: the one list, ood_mt.render.INITIALIZER_LIBS.
+# A library that is missing fails the load (LoadError), so the suite fails; it never skips.
+INITIALIZER_LIBS = File.read(File.join(REPO_ROOT, "src/ood_mt/render.py"))[/^INITIALIZER_LIBS = \((.*?)^\)/m, 1]
+                       .to_s.scan(/^\s*"([a-z_]+\.rb)"/).flatten.freeze
+raise "tests: no INITIALIZER_LIBS found in src/ood_mt/render.py" if INITIALIZER_LIBS.empty?
+
+INITIALIZER_LIBS.each { |name| require File.join(REPO_ROOT, "initializer_src/lib", name) }
 # The one share contract (the rendered initializer inlines the same file).
 CONTRACT_DATA = JSON.parse(File.read(File.join(REPO_ROOT, "src/ood_mt/share_contract.json"))).freeze
 CONTRACT = MultiTenant::Contract.new(CONTRACT_DATA)
 
-PYTHON = [File.join(REPO_ROOT, ".venv/bin/python"), "python3"].find { |p| p.include?("/") ? File.executable?(p) : true }
+PYTHON = [ENV["OOD_MT_PYTHON"].to_s, File.join(REPO_ROOT, ".venv/bin/python"), "python3"]
+         .find { |p| !p.empty? && (p.include?("/") ? File.executable?(p) : true) }
+# This checkout's ood_mt first, whichever Python runs it.
+PYTHON_ENV = { "PYTHONPATH" => [File.join(REPO_ROOT, "src"), ENV["PYTHONPATH"]].compact.join(":") }.freeze
+
+# The lab site's site.json (SiteConfig.public_summary, format 2) as `ood-mt build` writes it:
+# the tests' sites are this with a few fields changed, never a copy kept here.
+def python_site_summary
+  script = "import json; from ood_mt import config; " \
+           "print(json.dumps(config.load_site('inventories/lab/group_vars/all/multitenant.yml').public_summary()))"
+  out, err, status = Open3.capture3(PYTHON_ENV, PYTHON, "-c", script, chdir: REPO_ROOT)
+  raise "python site summary failed (set PYTHONPATH to the checkout's src): #{err}" unless status.success?
+
+  JSON.parse(out).freeze
+end
+SITE_SUMMARY = python_site_summary
 
 module InitializerTestHelpers
-  # Skips a test that needs the Ruby codec (another engineer's file) while it is absent.
-  def require_ruby_codec!
-    skip("initializer_src/lib/codec.rb not present yet (the Ruby codec is built separately)") unless
-      defined?(MultiTenant::Codec) && MultiTenant::Codec.respond_to?(:decode)
-  end
-
   # One record exactly as squeue prints the contract's listing format
   # (`-O JobID:20|,UserName:40|,WCKey:70|,StartTime:20|,Name:1024|,Comment:1024|`; checked against Slurm
   # 22.05: every field padded with spaces by BYTES to its width, "(null)" for no comment,
@@ -48,14 +60,14 @@ module InitializerTestHelpers
                          jobid=a["jobid"], owner=a["owner"]))
     PY
     input = JSON.generate(payload: payload, key: key.unpack1("H*"), aud: aud, kv: kv, jobid: jobid, owner: owner)
-    out, err, status = Open3.capture3(PYTHON, "-c", script, stdin_data: input)
+    out, err, status = Open3.capture3(PYTHON_ENV, PYTHON, "-c", script, stdin_data: input)
     raise "python encoder failed: #{err}" unless status.success?
 
     out.strip
   end
 
   def python_users(uids)
-    out, err, status = Open3.capture3(PYTHON, "-c",
+    out, err, status = Open3.capture3(PYTHON_ENV, PYTHON, "-c",
                                       "import json,sys; from ood_mt import codec; print(json.dumps(codec.encode_users(json.load(sys.stdin))))",
                                       stdin_data: JSON.generate(uids))
     raise "python encode_users failed: #{err}" unless status.success?
@@ -81,11 +93,40 @@ module InitializerTestHelpers
     end
   end
 
-  def site_config(**over)
-    MultiTenant::Config.from_hash({ "wckey" => "multitenant", "publisher_group" => "root",
-                                    "tenant_groups" => ["mtclass"], "key_dir" => "/nonexistent",
-                                    "cluster" => "hostlab", "refresh_seconds" => 30,
-                                    "contract" => CONTRACT_DATA }.merge(over))
+  # The lab site's site.json with OVER changed (field names as in site.json).
+  def site_config(over = {})
+    MultiTenant::Config.new(SITE_SUMMARY.merge("publisher_group" => "root", "key_dir" => "/nonexistent",
+                                               "cluster" => "hostlab").merge(over), contract: CONTRACT_DATA)
+  end
+end
+
+# TEST DOUBLE of the user and group directory (Etc's getgrnam/getpwnam), handed to
+# MultiTenant::Verifier.membership_in: the verification policy is then tested on any machine,
+# with no lab user created. LAB is lab/users.conf: mtusr 2001 (publishers), mtclass 2002
+# (tenants); mtpub 2101 (mtusr, mtclass), mtrecv 2102 (mtclass), mtrecv2 2103 (PRIMARY group
+# mtclass, not in its member list), mtout 2104 (no mt group).
+class DirectoryDouble
+  Group = Struct.new(:name, :gid, :mem)
+  Passwd = Struct.new(:name, :uid, :gid)
+
+  def self.lab
+    new(users: { "mtpub" => [2101, 2101], "mtrecv" => [2102, 2102], "mtrecv2" => [2103, 2002], "mtout" => [2104, 2104] },
+        groups: { "mtusr" => [2001, %w[mtpub]], "mtclass" => [2002, %w[mtpub mtrecv]] })
+  end
+
+  # USERS: {name => [uid, primary gid]}; GROUPS: {name => [gid, member names]}.
+  def initialize(users:, groups:)
+    @users = users.to_h { |name, (uid, gid)| [name, Passwd.new(name, uid, gid)] }
+    @groups = groups.to_h { |name, (gid, mem)| [name, Group.new(name, gid, mem)] }
+  end
+
+  def getgrnam(name) = @groups.fetch(name) { raise ArgumentError, "can't find group for #{name}" }
+  def getpwnam(name) = @users.fetch(name) { raise ArgumentError, "can't find user for #{name}" }
+
+  # The groups a user's dashboard process has (MultiTenant::Identity#group_names).
+  def group_names(name)
+    gid = getpwnam(name).gid
+    [name] + @groups.values.select { |g| g.mem.include?(name) || g.gid == gid }.map(&:name)
   end
 end
 

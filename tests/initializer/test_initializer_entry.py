@@ -58,10 +58,20 @@ def test_rendered_initializer_is_one_valid_self_contained_ruby_file(tmp_path: Pa
     check = subprocess.run(["ruby", "-wc", str(path)], capture_output=True, text=True, check=False)
     assert check.returncode == 0 and "Syntax OK" in check.stdout, check.stderr
     assert "require_relative" not in text
+    for name in render.INITIALIZER_LIBS:
+        assert f'["{name}", <<\'OOD_MT_LIB_' in text, name
     assert "module Codec" in text and "class CardWriter" in text
-    site = json.loads(text.split("<<'OOD_MT_SITE_JSON').freeze\n", 1)[1].split("\nOOD_MT_SITE_JSON", 1)[0])
-    assert (site["wckey"], site["publisher_group"], site["tenant_groups"], site["cluster"]) == (
-        "multitenant", "mtusr", ["mtclass"], "lab")
+    # No site fact is baked in: only where site.json is. Another site builds the same file.
+    assert f'SITE_JSON = "{render.SITE_JSON_DEST}"' in text
+    other = config.load_site(LAB_SITE)
+    other.data.update(site="elsewhere", wckey="otherkey", publisher_group="pubs", cluster="c2", refresh_seconds=7)
+    render.render_initializer(other, tmp_path / "other.rb")
+    assert (tmp_path / "other.rb").read_text() == text
+
+
+def test_a_library_override_must_name_a_library(tmp_path: Path) -> None:
+    with pytest.raises(render.BuildError, match=r"no library nope\.rb"):
+        render.render_initializer(config.load_site(LAB_SITE), tmp_path / "x.rb", {"nope.rb": ""})
 
 
 def test_does_nothing_unless_enabled(ood_site: OodSite) -> None:
@@ -95,10 +105,54 @@ def test_missing_squeue_is_one_log_line_and_the_page_works(ood_site: OodSite, tm
 
 @pytest.mark.parametrize("broken", ["def broken(\n", "raise 'boom at load'\n"])
 def test_a_broken_library_never_breaks_the_dashboard(ood_site: OodSite, broken: str) -> None:
-    init = _initializer(ood_site, "broken", {"multitenant.rb": broken})
+    init = _initializer(ood_site, "broken", {"refresh.rb": broken})
     assert subprocess.run(["ruby", "-c", str(init)], capture_output=True, check=False).returncode == 0
     booted = _boot(ood_site, init, "true", "form", "mt_jupyter")
     attrs = {a["id"]: a for a in booted["result"]["attributes"]}
     assert attrs["mt_llm_share"]["options"] == [["(none)", ""]]
     assert any(line.startswith("ood-mt: loading the libraries failed:") for line in _kit_lines(booted["log"])), \
         booted["log"]
+
+
+@pytest.mark.parametrize("problem", ["missing", "not json", "format 1", "no squeue"])
+def test_an_unusable_site_json_is_one_log_line_and_the_page_works(ood_site: OodSite, problem: str) -> None:
+    """site.json missing, unreadable as JSON or of another format: one line naming the file
+    and the fix, no refresh, no card, and the form and sessions pages still work."""
+    site_json = ood_site.base / "params" / f"site-{problem.replace(' ', '-')}-{os.getpid()}.json"
+    summary = json.loads(ood_site.site_json.read_text())
+    if problem == "not json":
+        site_json.write_text("{not json")
+    elif problem == "format 1":
+        site_json.write_text(json.dumps({**summary, "format": 1}))
+    elif problem == "no squeue":
+        site_json.write_text(json.dumps({k: v for k, v in summary.items() if k != "squeue"}))
+    if site_json.exists():
+        site_json.chmod(0o644)
+    shutil.rmtree(ood_site.dataroot("mtrecv") / "batch_connect" / ".ood-mt", ignore_errors=True)
+    init = _initializer(ood_site, "nosite")
+    env = {"OOD_MT_SITE_JSON": str(site_json)}
+    booted = _boot(ood_site, init, "true", "form", "mt_jupyter", env=env)
+    attrs = {a["id"]: a for a in booted["result"]["attributes"]}
+    assert attrs["mt_llm_share"]["options"] == [["(none)", ""]]
+    lines = _kit_lines(booted["log"])
+    expected = {"missing": "missing; fix: run playbooks/site.yml", "not json": "not valid JSON",
+                "format 1": "format 1, this initializer reads format 2",
+                "no squeue": "field squeue is missing"}[problem]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"ood-mt: site description {site_json}: ") and expected in lines[0], lines
+    assert "fix:" in lines[0]
+    sessions = _boot(ood_site, init, "true", "sessions", env=env)
+    assert isinstance(sessions["result"], list)
+    assert not (ood_site.dataroot("mtrecv") / "batch_connect" / ".ood-mt").exists()
+
+
+def test_the_installed_path_is_read_without_the_variable(ood_site: OodSite) -> None:
+    """Without OOD_MT_SITE_JSON the initializer reads the baked-in path (render.SITE_JSON_DEST)."""
+    booted = _boot(ood_site, _initializer(ood_site, "default-path"), "true", "form", "mt_jupyter",
+                   env={"OOD_MT_SITE_JSON": ""})
+    lines = _kit_lines(booted["log"])
+    if Path(render.SITE_JSON_DEST).exists():
+        assert not any("site description" in line for line in lines), lines
+    else:
+        assert lines == [f"ood-mt: site description {render.SITE_JSON_DEST}: missing; fix: run playbooks/site.yml "
+                         "(the ood_mt_keys role installs the build's etc/site.json there) or set OOD_MT_SITE_JSON"]

@@ -173,7 +173,7 @@ def lab(host_slurm: dict[str, str]) -> Any:
             path.chmod(0o755 if path.is_dir() else 0o644)
 
         lab = Lab(base, keys_dir, master, initializer, site_json, base / "build" / "apps", jobs)
-        lab.ood = site_around(base, lab.apps, initializer, keys_dir, master, cluster_id=site.data["cluster"])
+        lab.ood = site_around(base, lab.apps, initializer, keys_dir, master, site_json, cluster_id=site.data["cluster"])
         jobs["card"] = _submit("mtpub", work, _publish_script(base, "card"))
         jobs["form"] = _submit("mtpub", work, _publish_script(base, "form"))
         jobs["forged"] = _submit("mtrecv", work, _publish_script(base, "card"))

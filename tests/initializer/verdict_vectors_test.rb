@@ -12,7 +12,6 @@ class VerdictVectorsTest < Minitest::Test
   VECTORS = JSON.parse(File.read(File.expand_path("../vectors/verdicts.json", __dir__)))
 
   def setup
-    require_ruby_codec!
     @root = Dir.mktmpdir
     @key_dir = File.join(@root, "keys")
     VECTORS.fetch("key_files").each do |rel, text|

@@ -3,38 +3,36 @@
 require_relative "test_helper"
 
 # Verification policy, with tokens made by the PYTHON reference encoder and checked by the
-# Ruby codec + lib. Needs the lab users/groups of tests/lab/host_users.sh (mtpub in mtusr,
-# mtrecv in mtclass, mtrecv2 with primary group mtclass).
+# Ruby codec + lib. Users and groups are the lab's (DirectoryDouble.lab), injected, so the
+# policy is tested on a fresh machine too; the system directory (Etc) is read by the same
+# code (Verifier.membership_in), tested at the end with the user running the tests.
 class VerifierTest < Minitest::Test
   include InitializerTestHelpers
 
+  LAB = DirectoryDouble.lab
+  LAB_MEMBERSHIP = MultiTenant::Verifier.membership_in(LAB)
+
   def setup
-    require_ruby_codec!
-    skip("lab users missing: run tests/lab/host_slurm.sh start") unless lab_users?
     @root = Dir.mktmpdir
     @key_dir = File.join(@root, "keys")
     @keys = write_keys(@key_dir, "mtclass", current: 2, versions: [1, 2])
     @config = site_config("publisher_group" => "mtusr", "key_dir" => @key_dir)
-    @me = identity("mtrecv", %w[mtrecv mtclass])
+    @me = identity("mtrecv")
   end
 
   def teardown
     FileUtils.rm_rf(@root) if @root
   end
 
-  def lab_users?
-    %w[mtpub mtrecv mtrecv2].all? { |u| Etc.getpwnam(u) rescue false }
-  end
-
-  def identity(name, groups, home: File.join(@root, "home-#{name}"))
+  def identity(name, home: File.join(@root, "home-#{name}"))
     FileUtils.mkdir_p(home)
-    MultiTenant::Identity.new(name: name, uid: Etc.getpwnam(name).uid, gid: Etc.getpwnam(name).gid, home: home,
-                              group_names: groups)
+    entry = LAB.getpwnam(name)
+    MultiTenant::Identity.new(name: name, uid: entry.uid, gid: entry.gid, home: home, group_names: LAB.group_names(name))
   end
 
-  def verifier(me = @me, config = @config, **membership)
-    MultiTenant::Verifier.new(config: config, identity: me,
-                              keys: MultiTenant::KeyStore.new(key_dir: config.key_dir, home: me.home), **membership)
+  def verifier(me = @me, config = @config, membership: LAB_MEMBERSHIP)
+    MultiTenant::Verifier.new(config: config, identity: me, membership: membership,
+                              keys: MultiTenant::KeyStore.new(key_dir: config.key_dir, home: me.home))
   end
 
   def job(token, jobid: "500", owner: "mtpub", wckey: "multitenant")
@@ -89,21 +87,21 @@ class VerifierTest < Minitest::Test
   end
 
   def test_audience_rules
-    outsider = identity("mtout", %w[mtout])
+    outsider = identity("mtout")
     assert_rejected("not-in-audience", job(token), outsider)
     not_tenant = site_config("publisher_group" => "mtusr", "key_dir" => @key_dir, "tenant_groups" => ["other"])
     assert_rejected("not-in-audience", job(token), @me, not_tenant)
     pattern = site_config("publisher_group" => "mtusr", "key_dir" => @key_dir, "tenant_groups" => [],
                           "tenant_group_pattern" => "mt.*")
     assert verifier(@me, pattern).verify(job(token))
-    listed = token(payload: sample_payload("users" => python_users([Etc.getpwnam("mtrecv2").uid, 5000])))
+    listed = token(payload: sample_payload("users" => python_users([LAB.getpwnam("mtrecv2").uid, 5000])))
     assert_rejected("not-in-audience", job(listed))
     mine = token(payload: sample_payload("users" => python_users([@me.uid, 5000])))
     assert verifier.verify(job(mine))
   end
 
   def test_user_only_share_is_for_its_publisher_alone
-    me = identity("mtpub", %w[mtpub mtusr mtclass])
+    me = identity("mtpub")
     key = MultiTenant::KeyStore.new(key_dir: @key_dir, home: me.home).user_key
     path = File.join(me.home, ".ood-mt", "user.key")
     assert_equal 0o600, File.stat(path).mode & 0o777
@@ -122,7 +120,7 @@ class VerifierTest < Minitest::Test
     to_other = token(aud: "~mtrecv", kv: 1, key: receiver_key)
     assert_rejected("publisher-not-in-audience", job(to_other))
     # a group share from a publisher outside that group (membership as a directory says).
-    outside = ->(user, group) { !(user == "mtpub" && group == "mtclass") && MultiTenant::Verifier::SYSTEM_MEMBERSHIP.call(user, group) }
+    outside = ->(user, group) { !(user == "mtpub" && group == "mtclass") && LAB_MEMBERSHIP.call(user, group) }
     error = assert_rejected("publisher-not-in-audience", job(token), @me, @config, membership: outside)
     assert_match(/mtpub is not in group mtclass/, error.message)
   end
@@ -135,6 +133,18 @@ class VerifierTest < Minitest::Test
     evil = token(payload: sample_payload(delivery: "sys/anything_else"))
     assert_rejected("bad-payload", job(evil))
   end
+
+  # The system directory through the same code: the user running the tests is in their
+  # primary group (by gid; /etc/group seldom lists it), in no group that does not exist,
+  # and no user that does not exist is in any group.
+  def test_system_membership_reads_the_system_directory
+    me = Etc.getpwuid(Process.euid)
+    primary = Etc.getgrgid(me.gid).name
+    system = MultiTenant::Verifier::SYSTEM_MEMBERSHIP
+    assert system.call(me.name, primary)
+    refute system.call(me.name, "ood-mt-no-such-group")
+    refute system.call("ood-mt-no-such-user", primary)
+  end
 end
 
 # The refresh loop: one log line per rejection, the others still processed, cards written.
@@ -142,8 +152,6 @@ class RefresherTest < Minitest::Test
   include InitializerTestHelpers
 
   def setup
-    require_ruby_codec!
-    skip("lab users missing: run tests/lab/host_slurm.sh start") unless (Etc.getpwnam("mtpub") rescue false)
     @root = Dir.mktmpdir
     @keys = write_keys(File.join(@root, "keys"), "mtclass", current: 1, versions: [1])
     @config = site_config("publisher_group" => "mtusr", "key_dir" => File.join(@root, "keys"), "refresh_seconds" => 0)
@@ -162,11 +170,11 @@ class RefresherTest < Minitest::Test
   def refresher(name, out)
     home = File.join(@root, name)
     FileUtils.mkdir_p(home)
-    me = MultiTenant::Identity.new(name: name, uid: Etc.getpwnam(name).uid, gid: 0, home: home,
+    me = MultiTenant::Identity.new(name: name, uid: VerifierTest::LAB.getpwnam(name).uid, gid: 0, home: home,
                                    group_names: [name, "mtclass"])
     lines = []
     r = MultiTenant::Refresher.new(config: @config, identity: me, env: {}, logger: ->(l) { lines << l },
-                                   runner: CannedSqueueRunnerDouble.new(out))
+                                   runner: CannedSqueueRunnerDouble.new(out), membership: VerifierTest::LAB_MEMBERSHIP)
     [r, lines]
   end
 

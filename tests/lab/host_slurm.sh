@@ -495,9 +495,24 @@ export OOD_MT_LAB_LOG_DIR=$LOG_DIR
 EOF
 }
 
+# The daemons this script starts outlive it: they must not keep descriptors the caller
+# happened to hold (a pytest capture pipe, a `flock` lock), or those stay open for good.
+close_inherited_fds() {
+  local fd
+  for fd in "/proc/$$/fd/"*; do
+    fd=${fd##*/}
+    if ((fd > 2)); then
+      eval "exec ${fd}>&-" 2>/dev/null || true
+    fi
+  done
+}
+
 main() {
   case "${1:-}" in
-    start) cmd_start ;;
+    start)
+      close_inherited_fds
+      cmd_start
+      ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
     env) cmd_env ;;

@@ -5,7 +5,7 @@
 stage, launch through ``Session#save`` (ood_core's Slurm adapter, real ``sbatch``), or read
 the sessions page (``Session.all``, the adapter's real ``squeue``, card bodies through
 ``connections/_custom.html.erb``). This module gives tests a site to point it at: the
-kit's apps and initializer built by ``ood-mt build`` from the lab site file with a key
+kit's apps, initializer and site.json built by ``ood-mt build`` from the lab site file with a key
 directory of its own (keys generated at test time), a ``clusters.d`` for the host Slurm,
 the dashboard env file, and a data root per user.
 """
@@ -70,6 +70,9 @@ class OodSite:
     env_file: Path
     keys_dir: Path
     master: bytes
+    # The site description the kit's initializer reads (OUT/etc/site.json of the build), given
+    # to it as OOD_MT_SITE_JSON in place of /etc/ood-mt/site.json.
+    site_json: Path
 
     def dataroot(self, user: str) -> Path:
         path = self.base / "data" / user
@@ -96,7 +99,7 @@ class OodSite:
         entry = pwd.getpwnam(user)
         full_env = {"HOME": entry.pw_dir, "USER": user, "LOGNAME": user, "LANG": "C.UTF-8",
                     "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "OOD_MT_OOD_SOURCE": str(ood_source()),
-                    "OOD_MT_OOD_VERSION": version, **(env or {})}
+                    "OOD_MT_OOD_VERSION": version, "OOD_MT_SITE_JSON": str(self.site_json), **(env or {})}
         done = subprocess.run(["/usr/sbin/runuser", "-u", user, "--", *argv, *args], capture_output=True, text=True,
                               env=full_env, cwd="/", timeout=timeout, check=False)
         log_text = log.read_text(errors="replace")
@@ -241,12 +244,13 @@ def make_site(base: Path, overrides: Optional[dict[str, Any]] = None) -> OodSite
         path.chmod(0o440)
     settings = {"keys": {"dir": str(keys_dir)}, **_with_doubles(overrides)}
     apps = build_suite(base, settings)
-    return site_around(base, apps, base / "build" / "initializer" / "ood_multitenant.rb", keys_dir, master)
+    return site_around(base, apps, base / "build" / "initializer" / "ood_multitenant.rb", keys_dir, master,
+                       base / "build" / "etc" / "site.json")
 
 
-def site_around(base: Path, apps: Path, initializer: Path, keys_dir: Path, master: bytes,
+def site_around(base: Path, apps: Path, initializer: Path, keys_dir: Path, master: bytes, site_json: Path,
                 cluster_id: str = "lab") -> OodSite:
-    """The OOD side of a site whose apps, initializer and keys already exist under BASE:
+    """The OOD side of a site whose apps, initializer, site.json and keys already exist under BASE:
     clusters.d (one cluster, CLUSTER_ID, the host Slurm), the dashboard env file enabling
     the kit, and the runner's working dirs."""
     clusters = base / "clusters.d"
@@ -264,7 +268,7 @@ def site_around(base: Path, apps: Path, initializer: Path, keys_dir: Path, maste
     for path in [clusters, *clusters.iterdir(), env_file, base / "mt_share.sh"]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return OodSite(base=base, apps=apps, initializer=initializer, clusters=clusters, env_file=env_file,
-                   keys_dir=keys_dir, master=master)
+                   keys_dir=keys_dir, master=master, site_json=site_json)
 
 
 def _with_doubles(overrides: Optional[dict[str, Any]]) -> dict[str, Any]:

@@ -57,11 +57,13 @@ class OodLab:
                                    "owner": "root", "group": "root", "mode": "0644", "sha256": sha256(init)}
         (self.build / "manifest.json").write_text(json.dumps(manifest, sort_keys=True, indent=1))
 
-    def play(self, check: bool = False, enable: bool = True) -> Run:
+    def play(self, check: bool = False, enable: bool = True, site: dict | None = None,
+             role_vars: dict | None = None) -> Run:
+        """Run the role; SITE adds keys to the site variable, ROLE_VARS sets role variables."""
         extra = {"multitenant": {"site": "t", "paths": {"dashboard_config_dir": str(self.dash_dir),
-                                                        "ood_apps_dir": str(self.apps_dir)}},
+                                                        "ood_apps_dir": str(self.apps_dir)}, **(site or {})},
                  "ood_mt_ood_build_dir": str(self.build), "ood_mt_ood_state_file": str(self.state_file),
-                 "ood_mt_ood_enable": enable}
+                 "ood_mt_ood_enable": enable, **(role_vars or {})}
         argv = [tool("ansible-playbook"), "-i", "localhost,", str(self.playbook), "-e", json.dumps(extra), "--diff"]
         if check:
             argv.append("--check")
@@ -182,3 +184,42 @@ def test_real_build_installs_and_is_idempotent(tmp_path: Path, temp_groups: list
     second = lab.play()
     assert second.rc == 0, second.output
     assert second.recap()["changed"] == 0, second.stdout
+
+
+WEB_ORIGIN = {"web_apps_origin": "https://ood-apps.example-usercontent.org"}
+
+
+def web_apps_vars(lab: OodLab, **overrides: object) -> dict:
+    return {"ood_mt_ood_web_apps_conf": str(lab.root / "host/etc/httpd/conf.d/ood-mt-web-apps.conf"),
+            "ood_mt_ood_web_apps_auth_directives": ["AuthType openid-connect", "Require valid-user"],
+            "ood_mt_ood_web_apps_host_regex": r"c[0-9]+\.cluster\.example\.org",
+            "ood_mt_ood_web_apps_reload": False, **overrides}
+
+
+def test_web_apps_vhost_installed_idempotent_and_removed(lab: OodLab) -> None:
+    conf = lab.root / "host/etc/httpd/conf.d/ood-mt-web-apps.conf"
+    conf.parent.mkdir(parents=True)
+    first = lab.play(site=WEB_ORIGIN, role_vars=web_apps_vars(lab))
+    assert first.rc == 0, first.output
+    text = conf.read_text()
+    assert "ServerName ood-apps.example-usercontent.org" in text
+    assert "    Require valid-user" in text and r"^/rnode/(c[0-9]+\.cluster\.example\.org)/" in text
+    assert "/pun" not in text.replace("no /pun", "")
+    assert owner_mode(conf) == (0, "root", 0o644)
+    assert lab.play(site=WEB_ORIGIN, role_vars=web_apps_vars(lab)).recap()["changed"] == 0
+    # The site drops web_apps_origin: the proxy goes with it.
+    gone = lab.play(role_vars=web_apps_vars(lab))
+    assert gone.rc == 0, gone.output
+    assert not conf.exists()
+
+
+@pytest.mark.parametrize("bad", [
+    {"ood_mt_ood_web_apps_auth_directives": []},
+    {"ood_mt_ood_web_apps_host_regex": ""},
+    {"ood_mt_ood_web_apps_host_regex": "[a-z]+"},  # would reach localhost: an open door to the OOD host
+])
+def test_web_apps_vhost_refused_without_auth_or_safe_hosts(lab: OodLab, bad: dict) -> None:
+    result = lab.play(site=WEB_ORIGIN, role_vars=web_apps_vars(lab, **bad))
+    assert result.rc != 0
+    assert "Shared web apps on their own origin" in result.stdout, result.stdout
+    assert not (lab.root / "host").exists()

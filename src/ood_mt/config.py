@@ -20,6 +20,8 @@ from typing import Any, Callable, Optional
 
 import yaml
 
+from ood_mt.app_templates import builtin_kinds
+
 TOP_KEY = "multitenant"
 
 # Slurm lower-cases WCKeys at submit time and rejects a leading '*'; '|' and ',' break
@@ -324,9 +326,11 @@ SCHEMA = Mapping(
     }
 )
 
-SERVICE_APPS = ("llm", "database", "dashboard", "instruction")
-CLIENT_APPS = ("jupyter", "gradio", "cloudbeaver", "codeserver")
-DELIVERY_APPS = ("default", "debug", "readfile")
+# The built-in app kinds: the kind choices of each app template's cookiecutter.json, the one
+# list of them (ood_mt.app_templates).
+SERVICE_APPS = builtin_kinds("service")
+CLIENT_APPS = builtin_kinds("client")
+DELIVERY_APPS = builtin_kinds("delivery")
 # Which delivery app renders a share of each preset on receivers' sessions pages; a preset
 # not listed here uses "default".
 PRESET_DELIVERY = {"debug": "debug", "document": "readfile"}

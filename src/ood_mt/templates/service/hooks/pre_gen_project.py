@@ -15,7 +15,8 @@ ANSWERS = json.loads(r'''{{ cookiecutter | tojson }}''')
 try:
     from ood_mt.config import validate_app_answers
 except ImportError:  # running from a checkout without `pip install -e .`
-    sys.path.insert(0, str((TEMPLATE_DIR / ".." / "src").resolve()))
+    # This template is src/ood_mt/templates/service (cookiecutter-mt-app links to it).
+    sys.path.insert(0, str(TEMPLATE_DIR.resolve().parents[2]))
     from ood_mt.config import validate_app_answers
 
 problems = validate_app_answers(ANSWERS)

@@ -1,0 +1,1 @@
+{% include "partials/mt_share.sh" %}

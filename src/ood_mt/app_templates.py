@@ -88,3 +88,15 @@ def kind_meta(role: str, kind: str, shared: Path = SHARED) -> dict[str, Any]:
     if unknown:
         raise TemplateError(f"{path}: unknown field(s) {', '.join(unknown)}. Fix: only title and description")
     return meta
+
+
+# The bash library a service job sources as template/mt_share.sh: the codec, then the publishing
+# flow (the service template's template/mt_share.sh includes them in this order, a blank line
+# between; tests/build/test_render.py pins that the two agree).
+SERVICE_LIBRARY = ("mt_codec.sh", "mt_publish.sh")
+
+
+def service_library_text() -> str:
+    """The text of a service's template/mt_share.sh, for tests and tools that run the library
+    without building an app."""
+    return "\n".join((SHARED / "partials" / name).read_text(encoding="utf-8") for name in SERVICE_LIBRARY)

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Helpers every multitenant service job sources (staged as template/service_helpers.sh).
-# Pure bash, no Jinja tags. Publishing itself is mt_share.sh (mt_publish); this file only
+# Pure bash, no Jinja tags. Publishing itself is mt_publish.sh (mt_publish); this file only
 # holds the small decisions every service makes the same way.
 
 # Delivery app (card token) that renders a preset on the receiver's sessions page.
@@ -14,11 +14,11 @@ mt_delivery_for_preset() {
 
 # mt_service_publish ARGS...: mt_publish with the form's sharing choices, unless the
 # publisher chose no sharing. Never fails the job. The outcome reaches the publisher's own
-# card through mt_share_status (set by mt_share.sh; a conn_param of every service).
+# card through mt_set_share_status (mt_publish.sh).
 mt_service_publish() {
   if [[ "${MT_SHARE_AUDIENCE:-none}" == "none" ]]; then
     echo "ood-mt: sharing is off for this session (audience: none)"
-    mt_conn_param mt_share_status "not shared (sharing is off in the form)"
+    mt_set_share_status "not shared (sharing is off in the form)"
     return 0
   fi
   mt_publish --preset "${MT_SHARE_PRESET}" --mode "${MT_SHARE_MODE}" \

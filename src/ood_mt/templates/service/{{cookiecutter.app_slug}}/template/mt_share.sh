@@ -1,1 +1,2 @@
-{% include "partials/mt_share.sh" %}
+{% include "partials/mt_codec.sh" %}
+{% include "partials/mt_publish.sh" %}

@@ -1,231 +1,23 @@
 # shellcheck shell=bash
-# ood-mt share library: protocol v1 encoder and the publishing step of a service job.
+# ood-mt publishing flow: the step of a service job that puts its share into Slurm.
 #
 # Sourced by every multitenant service's after.sh on the compute node, once the
 # service listens:   source "$PWD/mt_share.sh"; mt_publish --app ... --conn k=v ...
-# Needs bash >= 4.4, coreutils, gzip and openssl (1.1.1 or 3.x); nothing else.
-# Byte layout and algorithms: docs/protocol.md. The Python reference
-# (src/ood_mt/codec.py) and tests/vectors/v1.json define the expected bytes.
-#
-# This file is included into templates through Jinja, so it must never contain
-# Jinja delimiters (double braces, brace-percent, brace-hash); that is why string
-# lengths are tested with substring expansion instead of the usual length syntax.
-#
-# Secrets: keys travel only in shell variables, through pipes (stdin) and, for
-# `openssl enc`, in one process's environment (-pass env:); never in argv, never
-# printed. Functions that handle keys switch xtrace off while they run.
-#
-# Errors: the helper functions return non-zero and leave "<why>; <fix>" in
-# MT_ERROR; mt_publish prints it as one line to the job output.
-#
-# Test-only hook: MT_TEST_NONCE_HEX (32 hex chars) pins the nonce of
-# mt_encode_token so tests can compare with the reference encoder. Never set it
-# in a real job: a repeated nonce under one key leaks the XOR of two plaintexts.
+# (template/mt_share.sh is mt_codec.sh, the encoder this file uses, followed by this file.)
+# Same rules as mt_codec.sh: no Jinja delimiters, keys never in argv or printed, xtrace off
+# while keys are handled. Errors: mt_publish prints "<why>; <fix>" as one line to the job
+# output and on the publisher's own card (mt_set_share_status).
 
 MT_NAME_MAX=1023
 MT_TOKEN_MAX=2042
 MT_DEFAULT_KEY_DIR=/etc/ood-mt/keys
-
-# Run "$@" with xtrace off (restored afterwards), so `set -x` in a job never echoes keys.
-mt__no_xtrace() {
-  local mt_rc=0
-  if [[ $- == *x* ]]; then
-    set +x
-    "$@" || mt_rc=$?
-    set -x
-    return "$mt_rc"
-  fi
-  "$@"
-}
-
-# Prints the printf format (\xHH...) for a hex string; pure bash, so secrets stay in-process.
-mt__hex_fmt() {
-  local hex="$1" fmt="" i=0
-  while [[ -n "${hex:i:2}" ]]; do
-    fmt+="\\x${hex:i:2}"
-    i=$((i + 2))
-  done
-  printf '%s' "$fmt"
-}
-
-mt__bin_to_hex() {
-  od -An -v -tx1 | tr -d ' \n'
-}
-
-# mt_json_string VALUE: prints VALUE as a JSON string literal (UTF-8 passed through).
-mt_json_string() {
-  local LC_ALL=C
-  local s="$1" i hex ch
-  s=${s//\\/\\\\}
-  s=${s//\"/\\\"}
-  s=${s//$'\n'/\\n}
-  s=${s//$'\r'/\\r}
-  s=${s//$'\t'/\\t}
-  for ((i = 1; i < 32; i++)); do
-    printf -v hex '%02x' "$i"
-    # shellcheck disable=SC2059  # the format is the \xHH escape built just above
-    printf -v ch "\\x$hex"
-    s=${s//"$ch"/\\u00$hex}
-  done
-  printf '"%s"' "$s"
-}
-
-# mt_hmac_sha256_hex KEYHEX: HMAC-SHA256 of stdin, printed as hex. KEYHEX: 64 hex chars.
-# RFC 2104 by hand, (K^opad || H((K^ipad) || m)), so the key goes to openssl on stdin only.
-mt_hmac_sha256_hex() {
-  mt__no_xtrace mt__hmac_sha256_hex "$@"
-}
-mt__hmac_sha256_hex() {
-  local -
-  set -o pipefail
-  local keyhex="$1" ipad="" opad="" i byte
-  if ! [[ $keyhex =~ ^[0-9a-f]{64}$ ]]; then
-    MT_ERROR="HMAC key is not 64 lowercase hex characters; check the key file"
-    return 1
-  fi
-  for ((i = 0; i < 64; i += 2)); do
-    byte=$((16#${keyhex:i:2}))
-    printf -v ipad '%s\\x%02x' "$ipad" $((byte ^ 0x36))
-    printf -v opad '%s\\x%02x' "$opad" $((byte ^ 0x5c))
-  done
-  for ((i = 32; i < 64; i++)); do
-    ipad+='\x36'
-    opad+='\x5c'
-  done
-  # shellcheck disable=SC2059  # ipad/opad are \xHH formats built above, not data
-  {
-    printf "$opad"
-    { printf "$ipad" && cat; } | openssl dgst -sha256 -binary
-  } | openssl dgst -sha256 -binary | mt__bin_to_hex
-}
-
-# mt_encode_users UID...: prints the "users" JSON object (Rice-coded sorted unique uid gaps).
-mt_encode_users() {
-  local -
-  set -o pipefail
-  local uid
-  for uid in "$@"; do
-    if ! [[ $uid =~ ^[0-9]{1,10}$ ]] || ((uid > 4294967295)); then
-      MT_ERROR="uid '$uid' is not a number in 0..4294967295; pass numeric uids"
-      return 1
-    fi
-  done
-  if (($# == 0)); then
-    MT_ERROR="the user list is empty; name at least one user"
-    return 1
-  fi
-  local sorted
-  sorted=$(printf '%s\n' "$@" | sort -n -u) || return 1
-  # shellcheck disable=SC2086  # intended: one positional parameter per uid (digits only)
-  set -- $sorted
-  local n=$# first=$1 last="${*: -1}" k=0 mean gap q bits="" nbits=0 ones fmt="" i
-  if ((n > 100000)); then
-    MT_ERROR="$n users is more than the 100000 a share may list; share with a group instead"
-    return 1
-  fi
-  if ((n > 1)); then
-    mean=$(((last - first - (n - 1)) / (n - 1)))
-    while ((mean > 1 && k < 24)); do
-      mean=$((mean >> 1))
-      k=$((k + 1))
-    done
-  fi
-  local prev=$first
-  shift
-  for uid in "$@"; do
-    gap=$((uid - prev - 1))
-    prev=$uid
-    q=$((gap >> k))
-    printf -v ones '%*s' "$q" ''
-    bits+="${ones// /1}0"
-    nbits=$((nbits + q + 1))
-    for ((i = k - 1; i >= 0; i--)); do
-      bits+=$(((gap >> i) & 1))
-    done
-    nbits=$((nbits + k))
-  done
-  while ((nbits % 8)); do
-    bits+=0
-    nbits=$((nbits + 1))
-  done
-  for ((i = 0; i < nbits; i += 8)); do
-    printf -v fmt '%s\\x%02x' "$fmt" "$((2#${bits:i:8}))"
-  done
-  local b64
-  # shellcheck disable=SC2059  # fmt is the \xHH escape string built above
-  b64=$(printf "$fmt" | base64 -w0) || return 1
-  printf '{"n":%d,"first":%d,"k":%d,"bits":"%s"}' "$n" "$first" "$k" "$b64"
-}
-
-# mt_encode_token AUD KV KEYHEX JOBID OWNER PLAINTEXT_FILE: prints the token.
-mt_encode_token() {
-  mt__no_xtrace mt__encode_token "$@"
-}
-mt__encode_token() {
-  local -
-  set -o pipefail
-  local aud="$1" kv="$2" keyhex="$3" jobid="$4" owner="$5" file="$6"
-  local nonce_hex k_enc k_mac pass ct_hex tag_hex nonce_fmt ct_fmt blob
-  if ! [[ $aud =~ ^~?[A-Za-z0-9_.][A-Za-z0-9_.@-]*$ ]] || [[ -n "${aud:257}" ]]; then
-    MT_ERROR="audience '$aud' is not a group name or ~user; check --group"
-    return 1
-  fi
-  if ! [[ $kv =~ ^[1-9][0-9]{0,8}$ ]]; then
-    MT_ERROR="key version '$kv' is not a positive number; check the key dir's current file"
-    return 1
-  fi
-  if [[ -z $jobid || -z $owner || $jobid == *$'\n'* || $owner == *$'\n'* ]]; then
-    MT_ERROR="job id and owner must be non-empty single-line values; run inside a Slurm job"
-    return 1
-  fi
-  if [[ ! -r $file ]]; then
-    MT_ERROR="plaintext file $file is not readable"
-    return 1
-  fi
-  nonce_hex=${MT_TEST_NONCE_HEX:-}
-  if [[ -z $nonce_hex ]]; then
-    nonce_hex=$(openssl rand -hex 16) || {
-      MT_ERROR="openssl rand failed; check that openssl works on this node"
-      return 1
-    }
-  fi
-  if ! [[ $nonce_hex =~ ^[0-9a-f]{32}$ ]]; then
-    MT_ERROR="nonce is not 32 hex characters (MT_TEST_NONCE_HEX is for tests only)"
-    return 1
-  fi
-  k_enc=$(printf 'ood-mt/1 enc' | mt__hmac_sha256_hex "$keyhex") || return 1
-  k_mac=$(printf 'ood-mt/1 mac' | mt__hmac_sha256_hex "$keyhex") || return 1
-  nonce_fmt=$(mt__hex_fmt "$nonce_hex")
-  # shellcheck disable=SC2059  # \xHH formats built by mt__hex_fmt
-  pass=$(printf "$nonce_fmt" | mt__hmac_sha256_hex "$k_enc") || return 1
-  if ! ct_hex=$(gzip -n -9 -c <"$file" |
-    MT_ENC_PASS="$pass" openssl enc -aes-256-ctr -pbkdf2 -iter 1 -md sha256 -nosalt \
-      -pass env:MT_ENC_PASS | mt__bin_to_hex); then
-    MT_ERROR="gzip/openssl enc failed; check that gzip and openssl 1.1.1+ are installed on this node"
-    return 1
-  fi
-  ct_fmt=$(mt__hex_fmt "$ct_hex")
-  # shellcheck disable=SC2059  # \xHH formats built by mt__hex_fmt
-  tag_hex=$({
-    printf 'ood-mt/1\n%s\n%s\n%s\n%s\n' "$aud" "$kv" "$jobid" "$owner"
-    printf "$nonce_fmt"
-    printf "$ct_fmt"
-  } | mt__hmac_sha256_hex "$k_mac") || return 1
-  # shellcheck disable=SC2059  # \xHH formats built by mt__hex_fmt
-  blob=$({
-    printf "$nonce_fmt"
-    printf "$ct_fmt"
-    printf "$(mt__hex_fmt "${tag_hex:0:32}")"
-  } | base64 -w0 | tr '+/' '-_' | tr -d '=') || return 1
-  printf 'mt1:%s:%s:%s\n' "$aud" "$kv" "$blob"
-}
 
 # mt_read_group_key KEYDIR GROUP: sets MT_KEY_HEX and MT_KEY_VERSION from the current key.
 mt_read_group_key() {
   mt__no_xtrace mt__read_group_key "$@"
 }
 mt__read_group_key() {
-  local key_dir="$1" group="$2" current="" key=""
+  local key_dir="$1" group="$2" current=""
   local not_member="you are not in group $group or keys are not installed at $key_dir"
   if [[ -z $group || $group == */* || $group == . || $group == .. ]]; then
     MT_ERROR="'$group' is not a valid group name; choose one of your tenant groups"
@@ -244,13 +36,20 @@ mt__read_group_key() {
     MT_ERROR="$not_member (cannot read $key_dir/$group/v$current.key); ask your admin to add you or run the ood_mt_keys role"
     return 1
   fi
-  { read -r key <"$key_dir/$group/v$current.key"; } 2>/dev/null || true
+  mt__load_key "$key_dir/$group/v$current.key" "$current" "re-run the ood_mt_keys role"
+}
+
+# mt__load_key FILE VERSION FIX: sets MT_KEY_HEX from FILE (64 lowercase hex characters) and
+# MT_KEY_VERSION to VERSION; otherwise MT_ERROR names FILE and ends with FIX.
+mt__load_key() {
+  local key=""
+  { read -r key <"$1"; } 2>/dev/null || true
   if ! [[ $key =~ ^[0-9a-f]{64}$ ]]; then
-    MT_ERROR="$key_dir/$group/v$current.key is malformed (expected 64 hex characters); re-run the ood_mt_keys role"
+    MT_ERROR="$1 is malformed (expected 64 hex characters); $3"
     return 1
   fi
   MT_KEY_HEX=$key
-  MT_KEY_VERSION=$current
+  MT_KEY_VERSION=$2
 }
 
 # mt_user_key: sets MT_KEY_HEX (and MT_KEY_VERSION=1) from ~/.ood-mt/user.key, creating it if missing.
@@ -258,7 +57,7 @@ mt_user_key() {
   mt__no_xtrace mt__user_key "$@"
 }
 mt__user_key() {
-  local dir="${HOME:?}/.ood-mt" file key="" tmp mode
+  local dir="${HOME:?}/.ood-mt" file tmp mode
   file="$dir/user.key"
   if [[ ! -d $dir ]]; then
     (umask 077 && mkdir -p "$dir") || {
@@ -290,13 +89,7 @@ mt__user_key() {
     MT_ERROR="$file is accessible to others (mode $mode); delete it (shares made with it are exposed) to get a new one"
     return 1
   fi
-  { read -r key <"$file"; } 2>/dev/null || true
-  if ! [[ $key =~ ^[0-9a-f]{64}$ ]]; then
-    MT_ERROR="$file is malformed (expected 64 hex characters); delete it to get a new key"
-    return 1
-  fi
-  MT_KEY_HEX=$key
-  MT_KEY_VERSION=1
+  mt__load_key "$file" 1 "delete it to get a new key"
 }
 
 # mt_conn_param NAME VALUE: sets the shell variable NAME so that OOD's create_yml, which
@@ -313,8 +106,9 @@ mt_conn_param() {
   printf -v "$1" '"%s"' "$value"
 }
 
-# The publisher's own card shows this status line (conn_param mt_share_status).
-mt__set_status() {
+# mt_set_share_status TEXT: the sharing status line on the publisher's own card (the
+# conn_param mt_share_status every service lists). The one writer of that line.
+mt_set_share_status() {
   mt_conn_param mt_share_status "$1"
 }
 
@@ -331,7 +125,7 @@ mt__check_contract() {
 mt__fail() {
   local why="$1"
   printf 'ood-mt: share not published: %s\n' "${why//$'\n'/ }" >&2
-  mt__set_status "not shared: ${why//$'\n'/ }" || true
+  mt_set_share_status "not shared: ${why//$'\n'/ }" || true
   return 1
 }
 
@@ -400,7 +194,7 @@ mt__publish() {
   }
   case $audience in
   none)
-    mt__set_status "not shared"
+    mt_set_share_status "not shared"
     return 0
     ;;
   user | group | users) ;;
@@ -494,7 +288,7 @@ mt__publish() {
     mt__fail "receivers would refuse this share ($broken); fix that value in the form or the service template"
     return 1
   fi
-  if ! mt__encode_token "$aud" "$MT_KEY_VERSION" "$MT_KEY_HEX" "$SLURM_JOB_ID" "$owner" "$plaintext" \
+  if ! mt__encode_token gzip "$aud" "$MT_KEY_VERSION" "$MT_KEY_HEX" "$SLURM_JOB_ID" "$owner" "$plaintext" \
     >"$work/token"; then
     rm -rf "$work"
     unset MT_KEY_HEX
@@ -521,5 +315,5 @@ mt__publish() {
     mt__fail "scontrol update failed: ${out:-no output}; check that slurmctld is reachable, then restart the session"
     return 1
   fi
-  mt__set_status "$status"
+  mt_set_share_status "$status"
 }

@@ -581,17 +581,20 @@ def _ints(value: Any) -> Any:
     return value
 
 
-def validate_app_answers(answers: dict[str, Any], file: str = "cookiecutter answers") -> list[str]:
-    """Check the answers of cookiecutter-mt-app with the site-file rules; return error lines."""
+def validate_app_answers(answers: dict[str, Any], file: str = "cookiecutter answers",
+                         kinds: Optional[tuple[str, ...]] = SERVICE_KINDS) -> list[str]:
+    """Check the answers of cookiecutter-mt-app with the site-file rules; return error lines.
+    KINDS: the service kinds allowed; None when cookiecutter has checked service_kind against the
+    choices of the template it renders (the template's pre_gen hook)."""
     lines: list[str] = []
     slug = str(answers.get("app_slug", ""))
     if not APP_SLUG_RE.match(slug):
         lines.append(f"{file}: app_slug: is not a valid OOD app directory name (got {slug!r}). Fix: use "
                      "lower-case letters, digits and '_', starting with a letter, e.g. 'mt_my_service'")
     kind = answers.get("service_kind")
-    if kind not in SERVICE_KINDS:
+    if kinds is not None and kind not in kinds:
         lines.append(f"{file}: service_kind: is not a known service kind (got {kind!r}). "
-                     f"Fix: use one of {', '.join(SERVICE_KINDS)}")
+                     f"Fix: use one of {', '.join(kinds)}")
     groups = answers.get("tenant_groups", "")
     if isinstance(groups, str):
         groups = [g.strip() for g in groups.split(",") if g.strip()]

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from ood_mt import __version__, shares_cli
-from ood_mt.config import SiteConfig, SiteConfigError, load_site, schema_doc, validate_app_answers
+from ood_mt.config import SERVICE_KINDS, SiteConfig, SiteConfigError, load_site, schema_doc, validate_app_answers
 from ood_mt.render import SERVICE_TEMPLATE, AppSpec, BuildError, build, render_app, service_context, tree_digest
 
 SITE_HELP = "Site file: inventories/<site>/group_vars/all/multitenant.yml."
@@ -105,7 +105,7 @@ def build_cmd(site_file: str, out_dir: str, digest: bool) -> None:
 @click.option("--site", "site_file", required=True, type=click.Path(dir_okay=False), help=SITE_HELP)
 @click.option("--title", default=None, help="Title shown in the dashboard (default: from NAME).")
 @click.option("--kind", default="custom", show_default=True,
-              type=click.Choice(["custom", "llm", "database", "dashboard", "instruction"]),
+              type=click.Choice(SERVICE_KINDS),
               help="Start from one of the built-in services instead of the generic web service.")
 @click.option("--out", "out_dir", default=".", show_default=True, type=click.Path(file_okay=False),
               help="Directory the new app directory is created in.")

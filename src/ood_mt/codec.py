@@ -2,7 +2,7 @@
 
 The byte layout and algorithms are specified in docs/protocol.md (summary in
 docs/architecture.md, "Protocol v1"). The bash encoder
-(cookiecutter-mt-app/templates/mt_share.sh) and the Ruby decoder
+(src/ood_mt/templates/shared/partials/mt_codec.sh) and the Ruby decoder
 (initializer_src/lib/codec.rb) must agree with this module byte for byte;
 tests/vectors/v1.json pins that agreement.
 

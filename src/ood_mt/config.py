@@ -23,9 +23,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import yaml
+
+from ood_mt.app_templates import builtin_kinds
 
 if TYPE_CHECKING:
     import jsonschema
@@ -69,9 +71,11 @@ class SiteConfigError(Exception):
         super().__init__("\n".join(p.render(file) for p in problems))
 
 
-SERVICE_APPS = ("llm", "database", "dashboard", "instruction")
-CLIENT_APPS = ("jupyter", "gradio", "cloudbeaver", "codeserver")
-DELIVERY_APPS = ("default", "debug", "readfile")
+# The built-in app kinds: the kind choices of each app template's cookiecutter.json, the one
+# list of them (ood_mt.app_templates).
+SERVICE_APPS = builtin_kinds("service")
+CLIENT_APPS = builtin_kinds("client")
+DELIVERY_APPS = builtin_kinds("delivery")
 # Which delivery app renders a share of each preset on receivers' sessions pages; a preset
 # not listed here uses "default".
 PRESET_DELIVERY = {"debug": "debug", "document": "readfile"}
@@ -463,17 +467,20 @@ def _ints(value: Any) -> Any:
     return value
 
 
-def validate_app_answers(answers: dict[str, Any], file: str = "cookiecutter answers") -> list[str]:
-    """Check the answers of cookiecutter-mt-app with the site-file rules; return error lines."""
+def validate_app_answers(answers: dict[str, Any], file: str = "cookiecutter answers",
+                         kinds: Optional[tuple[str, ...]] = SERVICE_KINDS) -> list[str]:
+    """Check the answers of cookiecutter-mt-app with the site-file rules; return error lines.
+    KINDS: the service kinds allowed; None when cookiecutter has checked service_kind against the
+    choices of the template it renders (the template's pre_gen hook)."""
     lines: list[str] = []
     slug = str(answers.get("app_slug", ""))
     if not APP_SLUG_RE.match(slug):
         lines.append(f"{file}: app_slug: is not a valid OOD app directory name (got {slug!r}). Fix: use "
                      "lower-case letters, digits and '_', starting with a letter, e.g. 'mt_my_service'")
     kind = answers.get("service_kind")
-    if kind not in SERVICE_KINDS:
+    if kinds is not None and kind not in kinds:
         lines.append(f"{file}: service_kind: is not a known service kind (got {kind!r}). "
-                     f"Fix: use one of {', '.join(SERVICE_KINDS)}")
+                     f"Fix: use one of {', '.join(kinds)}")
     groups = answers.get("tenant_groups", "")
     if isinstance(groups, str):
         groups = [g.strip() for g in groups.split(",") if g.strip()]

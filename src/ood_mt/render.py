@@ -27,7 +27,7 @@ import yaml
 from cookiecutter.exceptions import CookiecutterException
 from cookiecutter.main import cookiecutter
 
-from ood_mt import share_contract
+from ood_mt import app_templates, share_contract
 from ood_mt.config import (
     CLIENT_APPS,
     DELIVERY_APPS,
@@ -39,10 +39,11 @@ from ood_mt.config import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVICE_TEMPLATE = REPO_ROOT / "cookiecutter-mt-app"
-PACKAGE_TEMPLATES = Path(__file__).resolve().parent / "templates"
-CLIENT_TEMPLATE = PACKAGE_TEMPLATES / "client"
-DELIVERY_TEMPLATE = PACKAGE_TEMPLATES / "delivery"
+# The app templates are package data (ood_mt.app_templates); `cookiecutter-mt-app` at the top
+# of a checkout is a symlink to the service template.
+SERVICE_TEMPLATE = app_templates.template_dir("service")
+CLIENT_TEMPLATE = app_templates.template_dir("client")
+DELIVERY_TEMPLATE = app_templates.template_dir("delivery")
 INITIALIZER_SRC = REPO_ROOT / "initializer_src"
 # The libraries the initializer inlines (initializer_src/lib/), in load order: adding a
 # library is one line here; the template loops over this list, the tests load the same.
@@ -63,26 +64,6 @@ SITE_JSON_DEST = str(SITE_JSON_PATH)
 # Jinja settings shared by every template of the kit: bash's ${#var} and Ruby's "#{x}"
 # contain '{#', Jinja's default comment opener, so comments use {## ##} instead.
 JINJA_ENV_VARS = {"comment_start_string": "{##", "comment_end_string": "##}"}
-
-TITLES = {
-    "llm": "LLM (Ollama)",
-    "database": "Database",
-    "dashboard": "Dashboard",
-    "instruction": "Instruction",
-    "jupyter": "Jupyter (MT)",
-    "gradio": "Gradio (MT)",
-    "cloudbeaver": "CloudBeaver (MT)",
-    "codeserver": "Code Server (MT)",
-    "default": "Shared service",
-    "debug": "Shared service (debug)",
-    "readfile": "Shared document",
-}
-DESCRIPTIONS = {
-    "llm": "An Ollama LLM server in a Slurm job, shareable with a tenant group.",
-    "database": "A PostgreSQL, MariaDB or MySQL server with persistent data, shareable with a tenant group.",
-    "dashboard": "A web dashboard (R Shiny or any HTTP command), shareable with a tenant group.",
-    "instruction": "Class instructions (Markdown or HTML) delivered to a tenant group as a card.",
-}
 
 
 class BuildError(Exception):
@@ -121,17 +102,29 @@ def service_context(site: SiteConfig, kind: str, app_slug: str, app_title: str,
     return context
 
 
+def kind_title(role: str, kind: str) -> str:
+    """The title KIND's folder gives it (kind.json); a BuildError names the file and the fix."""
+    try:
+        return str(app_templates.kind_meta(role, kind)["title"])
+    except app_templates.TemplateError as exc:
+        raise BuildError(f"mt_{kind}: {exc}") from exc
+
+
 def app_specs(site: SiteConfig) -> list[AppSpec]:
     """The enabled apps of a site, in a stable order."""
     d = site.data
-    specs: list[AppSpec] = [
-        AppSpec(f"mt_{kind}", "service", SERVICE_TEMPLATE,
-                service_context(site, kind, f"mt_{kind}", TITLES[kind], DESCRIPTIONS[kind]))
-        for kind in SERVICE_APPS if site.enabled(kind)
-    ]
+    specs: list[AppSpec] = []
+    for kind in SERVICE_APPS:
+        if site.enabled(kind):
+            try:
+                meta = app_templates.kind_meta("service", kind)
+            except app_templates.TemplateError as exc:
+                raise BuildError(f"mt_{kind}: {exc}") from exc
+            specs.append(AppSpec(f"mt_{kind}", "service", SERVICE_TEMPLATE,
+                                 service_context(site, kind, f"mt_{kind}", meta["title"], meta.get("description"))))
     specs += [
         AppSpec(f"mt_{kind}", "client", CLIENT_TEMPLATE, {
-            "app_slug": f"mt_{kind}", "app_title": TITLES[kind], "client_kind": kind,
+            "app_slug": f"mt_{kind}", "app_title": kind_title("client", kind), "client_kind": kind,
             "cluster": d["cluster"], "resources": d["resources"], "app": site.app(kind),
         })
         for kind in CLIENT_APPS if site.enabled(kind)
@@ -139,7 +132,7 @@ def app_specs(site: SiteConfig) -> list[AppSpec]:
     # Deliveries are always built: every card needs the view of its delivery.
     specs += [
         AppSpec(f"mt_delivery_{kind}", "delivery", DELIVERY_TEMPLATE, {
-            "app_slug": f"mt_delivery_{kind}", "app_title": TITLES[kind], "delivery_kind": kind,
+            "app_slug": f"mt_delivery_{kind}", "app_title": kind_title("delivery", kind), "delivery_kind": kind,
             "app": site.app("delivery_readfile") if kind == "readfile" else {},
             "web_apps_origin": d["web_apps_origin"],
         })

@@ -9,14 +9,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.apps import forms
 from tests.apps.app_render import CLIENT_KINDS, SERVICE_KINDS
 from tests.apps.ood_app import HOSTILE, OOD_STAGED_FILES, form_attributes, render_view
+from tests.apps.static_checks import check_manifest
 from tests.ood.oodsite import OodSite
-
-MANIFEST_KEYS = {"name", "category", "subcategory", "role", "description"}
 
 
 def test_every_app_is_rendered(rendered_apps: dict[str, Path]) -> None:
@@ -25,12 +23,8 @@ def test_every_app_is_rendered(rendered_apps: dict[str, Path]) -> None:
 
 
 def test_manifests_have_the_ood_keys(rendered_apps: dict[str, Path]) -> None:
-    for name, app in rendered_apps.items():
-        manifest = yaml.safe_load((app / "manifest.yml").read_text())
-        missing = MANIFEST_KEYS - set(manifest)
-        assert not missing, f"{name}/manifest.yml lacks {missing}"
-        assert all(str(manifest[k]).strip() for k in MANIFEST_KEYS), name
-        assert manifest["role"] == "batch_connect"
+    for app in rendered_apps.values():
+        check_manifest(app)
 
 
 @pytest.mark.parametrize("with_initializer", [False, True])

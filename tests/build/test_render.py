@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from ood_mt.config import load_site
+from ood_mt.app_templates import SERVICE_LIBRARY, SHARED, service_library_text
 from ood_mt.render import INITIALIZER_LIBS, SERVICE_TEMPLATE, build, tree_digest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,9 +50,10 @@ def test_erb_bash_and_jinja_delimiters_do_not_collide(tmp_path):
 
 
 def test_shared_partials_pass_through_jinja_unchanged():
-    """Partials included into every app contain no Jinja syntax, so they stay byte-identical."""
-    for partial in ("mt_share.sh", "form_env.sh.erb"):
-        text = (SERVICE_TEMPLATE / "templates" / partial).read_text()
+    """The bash partials (the library, the helpers, mt_form_value) contain no Jinja syntax, so they
+    stay byte-identical in every app that includes them."""
+    for partial in (*SERVICE_LIBRARY, "service_helpers.sh", "form_value.sh.erb"):
+        text = (SHARED / "partials" / partial).read_text()
         for token in ("{{", "{%", "{##"):
             assert token not in text, f"{partial} contains Jinja syntax {token!r}"
 
@@ -64,7 +66,7 @@ def test_cookiecutter_without_input_renders_a_service(tmp_path):
     assert manifest["role"] == "batch_connect" and manifest["name"] == "My Shared Service"
     assert "--wckey=multitenant" in (app / "submit.yml.erb").read_text()
     staged_lib = (app / "template" / "mt_share.sh").read_bytes()
-    assert staged_lib == (SERVICE_TEMPLATE / "templates" / "mt_share.sh").read_bytes()
+    assert staged_lib == service_library_text().encode()
 
 
 def test_cookiecutter_hook_rejects_bad_answers_and_writes_nothing(tmp_path):

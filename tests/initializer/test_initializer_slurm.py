@@ -1,8 +1,8 @@
 """End to end on the real host Slurm: publish, discover, verify, cards, cleanup, CLI.
 
-A publisher job (mtpub, --wckey=multitenant) publishes with the real bash library
-(cookiecutter-mt-app/templates/mt_share.sh); the RENDERED initializer runs inside OOD's
-own dashboard code (tests/ood/oodsite.py: boot, request hook, Session.all with ood_core's
+A publisher job (mtpub, --wckey=multitenant) publishes with the real bash library (a service's
+template/mt_share.sh: ood_mt.app_templates.service_library_text()); the RENDERED initializer runs
+inside OOD's own dashboard code (tests/ood/oodsite.py: boot, request hook, Session.all with ood_core's
 squeue status check, card bodies through connections/_custom.html.erb) as each lab user via
 runuser; the share CLI runs as the lab users too. Keys are generated per test run.
 """
@@ -25,14 +25,13 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from ood_mt import codec, config, keys, render, shares_cli
+from ood_mt import app_templates, codec, config, keys, render, shares_cli
 from tests.ood.oodsite import OOD_VERSIONS, OodSite, site_around
 
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_SITE = REPO / "inventories/lab/group_vars/all/multitenant.yml"
-MT_SHARE = REPO / "cookiecutter-mt-app/templates/mt_share.sh"
 PUBLISH_WAIT_S = 90
 
 
@@ -160,7 +159,7 @@ def lab(host_slurm: dict[str, str]) -> Any:
         render.render_initializer(site, initializer)
         site_json = base / "site.json"
         site_json.write_text(json.dumps(site.public_summary()))
-        shutil.copy(MT_SHARE, base / "mt_share.sh")
+        (base / "mt_share.sh").write_text(app_templates.service_library_text(), encoding="utf-8")
         shutil.copytree(REPO / "src/ood_mt", base / "py/ood_mt")
         # the real apps (deliveries render the cards, mt_jupyter's form lists the shares)
         render.build(site, base / "build")

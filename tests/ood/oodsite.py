@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional
 
 import yaml
 
-from ood_mt import keys
+from ood_mt import app_templates, keys
 from tests.apps.site_build import build_suite, site_overrides_with_doubles
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,9 +152,6 @@ class OodSite:
         return sessions
 
 
-MT_SHARE = REPO / "cookiecutter-mt-app" / "templates" / "mt_share.sh"
-
-
 def publish(site: OodSite, user: str, *, app: str, conn: dict[str, str], preset: str = "debug", mode: str = "form",
             title: str = "Test share", group: str = TENANT_GROUP, timeout: float = 90) -> str:
     """Submit a job of USER that publishes a share with the kit's own bash library
@@ -264,7 +261,7 @@ def site_around(base: Path, apps: Path, initializer: Path, keys_dir: Path, maste
     for sub, mode in (("logs", 0o1777), ("params", 0o755), ("publishers", 0o1777), ("data", 0o755)):
         (base / sub).mkdir()
         (base / sub).chmod(mode)
-    shutil.copy(MT_SHARE, base / "mt_share.sh")
+    (base / "mt_share.sh").write_text(app_templates.service_library_text(), encoding="utf-8")
     for path in [clusters, *clusters.iterdir(), env_file, base / "mt_share.sh"]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return OodSite(base=base, apps=apps, initializer=initializer, clusters=clusters, env_file=env_file,

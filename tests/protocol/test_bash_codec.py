@@ -1,4 +1,5 @@
-"""The bash library (cookiecutter-mt-app/templates/mt_share.sh) against the Python and Ruby codecs.
+"""The bash library (src/ood_mt/templates/shared/partials/mt_codec.sh, the encoder, and mt_publish.sh,
+the publishing flow; a service job sources both as template/mt_share.sh) against the Python and Ruby codecs.
 
 Real bash, gzip, openssl, getent and Ruby throughout. The one test double is
 ``scontrol_recorder``: a stand-in for `scontrol`, put first on PATH, that records its
@@ -24,9 +25,12 @@ import pytest
 import yaml
 
 from ood_mt import codec
+from ood_mt.app_templates import SERVICE_LIBRARY, SHARED
 
 REPO = Path(__file__).resolve().parents[2]
-LIB = REPO / "cookiecutter-mt-app" / "templates" / "mt_share.sh"
+CODEC_LIB = SHARED / "partials" / "mt_codec.sh"
+LIBS = tuple(SHARED / "partials" / name for name in SERVICE_LIBRARY)  # codec, then the publishing flow
+VECTORS = json.loads((REPO / "tests" / "vectors" / "v1.json").read_text(encoding="utf-8"))
 OWNER = subprocess.run(["id", "-un"], capture_output=True, text=True, check=True).stdout.strip()
 TRICKY = {
     "host": "node-7",
@@ -40,11 +44,14 @@ TRICKY = {
 }
 
 
-def bash(script: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def bash(script: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+         libs: tuple[Path, ...] = LIBS) -> subprocess.CompletedProcess[str]:
+    """SCRIPT run by bash after sourcing LIBS (by default the whole library, as a job has it)."""
+    sources = "".join(f'source "{lib}"\n' for lib in libs)
     full_env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
     full_env.update(env or {})
     return subprocess.run(
-        ["bash", "-c", f'source "{LIB}"\n{script}'],
+        ["bash", "-c", f"{sources}{script}"],
         capture_output=True,
         text=True,
         env=full_env,
@@ -82,11 +89,12 @@ def make_key_dir(root: Path, group: str = "mtclass", version: int = 1) -> bytes:
 def test_shellcheck_clean_and_no_jinja_delimiters() -> None:
     if shutil.which("shellcheck") is None:
         pytest.fail("shellcheck is not installed; run scripts/bootstrap.sh")
-    proc = subprocess.run(["shellcheck", "-x", str(LIB)], capture_output=True, text=True)
+    proc = subprocess.run(["shellcheck", "-x", *map(str, LIBS)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout
-    text = LIB.read_text(encoding="utf-8")
-    for delimiter in ("{{", "{%", "{#", "}}", "%}", "#}"):
-        assert delimiter not in text, f"Jinja delimiter {delimiter!r} in {LIB}"
+    for lib in LIBS:
+        text = lib.read_text(encoding="utf-8")
+        for delimiter in ("{{", "{%", "{#", "}}", "%}", "#}"):
+            assert delimiter not in text, f"Jinja delimiter {delimiter!r} in {lib}"
 
 
 @pytest.mark.parametrize("value", [*TRICKY.values(), "", "plain", "\x01\x1f", "é" * 300])
@@ -100,7 +108,7 @@ def test_hmac_matches_python() -> None:
     key = os.urandom(32)
     msg = os.urandom(300)
     # The key reaches bash through a 0600 file, as in a job; the message on stdin.
-    script = f'source "{LIB}"; read -r k < "$1"; mt_hmac_sha256_hex "$k" < "$2"'
+    script = f'source "{CODEC_LIB}"; read -r k < "$1"; mt_hmac_sha256_hex "$k" < "$2"'
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     kfile = tmp / f"ood-mt-test-key-{os.getpid()}"
     mfile = tmp / f"ood-mt-test-msg-{os.getpid()}"
@@ -179,6 +187,34 @@ def test_pinned_nonce_bash_equals_python(tmp_path: Path) -> None:
         payload, group_key=key, aud="mtclass", kv=1, jobid="4242", owner=OWNER, nonce=nonce, compressed=compressed
     )
     assert proc.stdout.strip() == expected
+
+
+# The shared vectors (tests/vectors/v1.json) pin the codec partial on its own: every token sealed
+# by the reference encoder (the valid ones and the "valid tag" ones with bad payloads) and every
+# valid users encoding, reproduced byte for byte by mt_codec.sh without the publishing flow.
+SEALED = [c for c in VECTORS["tokens"] if c["expect"] == "ok" or c["name"].endswith("valid tag")]
+USERS_OK = [c for c in VECTORS["users"] if c["expect"] == "ok"]
+
+
+@pytest.mark.parametrize("case", SEALED, ids=[c["name"] for c in SEALED])
+def test_codec_alone_reproduces_vector_token(case: dict, tmp_path: Path) -> None:
+    gz = tmp_path / "plain.gz"
+    gz.write_bytes(bytes.fromhex(case["compressed_hex"]))
+    keyfile = tmp_path / "key"
+    keyfile.write_text(case["key_hex"] + "\n")
+    keyfile.chmod(0o600)
+    proc = bash('read -r k < "$KF"; mt_seal_gzipped "$A" "$KV" "$k" "$J" "$O" "$F"', libs=(CODEC_LIB,), env={
+        "KF": str(keyfile), "A": case["aud"], "KV": str(case["kv"]), "J": case["jobid"], "O": case["owner"],
+        "F": str(gz), "MT_TEST_NONCE_HEX": case["nonce_hex"]})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == case["token"] + "\n"
+
+
+@pytest.mark.parametrize("case", USERS_OK, ids=[c["name"] for c in USERS_OK])
+def test_codec_alone_reproduces_users_vector(case: dict) -> None:
+    proc = bash(f"mt_encode_users {' '.join(map(str, case['uids']))}", libs=(CODEC_LIB,))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == case["encoded"]
 
 
 # --- mt_publish -------------------------------------------------------------

@@ -1,1 +1,0 @@
-{% include "mt_share.sh" %}

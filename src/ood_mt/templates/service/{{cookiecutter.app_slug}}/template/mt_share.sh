@@ -1,0 +1,2 @@
+{% include "partials/mt_codec.sh" %}
+{% include "partials/mt_publish.sh" %}

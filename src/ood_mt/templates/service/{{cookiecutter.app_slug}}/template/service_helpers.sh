@@ -1,0 +1,1 @@
+{% include "partials/service_helpers.sh" %}

@@ -1,0 +1,319 @@
+# shellcheck shell=bash
+# ood-mt publishing flow: the step of a service job that puts its share into Slurm.
+#
+# Sourced by every multitenant service's after.sh on the compute node, once the
+# service listens:   source "$PWD/mt_share.sh"; mt_publish --app ... --conn k=v ...
+# (template/mt_share.sh is mt_codec.sh, the encoder this file uses, followed by this file.)
+# Same rules as mt_codec.sh: no Jinja delimiters, keys never in argv or printed, xtrace off
+# while keys are handled. Errors: mt_publish prints "<why>; <fix>" as one line to the job
+# output and on the publisher's own card (mt_set_share_status).
+
+MT_NAME_MAX=1023
+MT_TOKEN_MAX=2042
+MT_DEFAULT_KEY_DIR=/etc/ood-mt/keys
+
+# mt_read_group_key KEYDIR GROUP: sets MT_KEY_HEX and MT_KEY_VERSION from the current key.
+mt_read_group_key() {
+  mt__no_xtrace mt__read_group_key "$@"
+}
+mt__read_group_key() {
+  local key_dir="$1" group="$2" current=""
+  local not_member="you are not in group $group or keys are not installed at $key_dir"
+  if [[ -z $group || $group == */* || $group == . || $group == .. ]]; then
+    MT_ERROR="'$group' is not a valid group name; choose one of your tenant groups"
+    return 1
+  fi
+  if [[ ! -r "$key_dir/$group/current" ]]; then
+    MT_ERROR="$not_member (cannot read $key_dir/$group/current); ask your admin to add you or run the ood_mt_keys role"
+    return 1
+  fi
+  { read -r current <"$key_dir/$group/current"; } 2>/dev/null || true
+  if ! [[ $current =~ ^[1-9][0-9]{0,8}$ ]]; then
+    MT_ERROR="$key_dir/$group/current is malformed (expected a version number); re-run the ood_mt_keys role"
+    return 1
+  fi
+  if [[ ! -r "$key_dir/$group/v$current.key" ]]; then
+    MT_ERROR="$not_member (cannot read $key_dir/$group/v$current.key); ask your admin to add you or run the ood_mt_keys role"
+    return 1
+  fi
+  mt__load_key "$key_dir/$group/v$current.key" "$current" "re-run the ood_mt_keys role"
+}
+
+# mt__load_key FILE VERSION FIX: sets MT_KEY_HEX from FILE (64 lowercase hex characters) and
+# MT_KEY_VERSION to VERSION; otherwise MT_ERROR names FILE and ends with FIX.
+mt__load_key() {
+  local key=""
+  { read -r key <"$1"; } 2>/dev/null || true
+  if ! [[ $key =~ ^[0-9a-f]{64}$ ]]; then
+    MT_ERROR="$1 is malformed (expected 64 hex characters); $3"
+    return 1
+  fi
+  MT_KEY_HEX=$key
+  MT_KEY_VERSION=$2
+}
+
+# mt_user_key: sets MT_KEY_HEX (and MT_KEY_VERSION=1) from ~/.ood-mt/user.key, creating it if missing.
+mt_user_key() {
+  mt__no_xtrace mt__user_key "$@"
+}
+mt__user_key() {
+  local dir="${HOME:?}/.ood-mt" file tmp mode
+  file="$dir/user.key"
+  if [[ ! -d $dir ]]; then
+    (umask 077 && mkdir -p "$dir") || {
+      MT_ERROR="cannot create $dir; check that your home directory is writable"
+      return 1
+    }
+  fi
+  mode=$(stat -c '%a' "$dir") || return 1
+  if [[ -L $dir || $((8#$mode & 8#077)) -ne 0 ]]; then
+    MT_ERROR="$dir is accessible to others (mode $mode); run: chmod 700 $dir"
+    return 1
+  fi
+  if [[ ! -e $file ]]; then
+    tmp="$dir/.user.key.$$.$RANDOM"
+    # The temp file is born 0600; `ln` fails if another process created the key first.
+    (umask 077 && openssl rand -hex 32 >"$tmp") || {
+      rm -f "$tmp"
+      MT_ERROR="cannot write $tmp; check your home directory quota and openssl"
+      return 1
+    }
+    ln "$tmp" "$file" 2>/dev/null || true
+    rm -f "$tmp"
+  fi
+  mode=$(stat -c '%a' "$file" 2>/dev/null) || {
+    MT_ERROR="cannot read $file; remove it to get a new key"
+    return 1
+  }
+  if [[ -L $file || ! -f $file || $((8#$mode & 8#077)) -ne 0 ]]; then
+    MT_ERROR="$file is accessible to others (mode $mode); delete it (shares made with it are exposed) to get a new one"
+    return 1
+  fi
+  mt__load_key "$file" 1 "delete it to get a new key"
+}
+
+# mt_conn_param NAME VALUE: sets the shell variable NAME so that OOD's create_yml, which
+# writes `echo -e "NAME: $NAME"` into connection.yml after after.sh returns, produces a
+# YAML double-quoted string equal to VALUE: backslashes doubled for echo -e and again for
+# YAML, double quotes escaped, control characters turned into spaces. NAME must be listed
+# in the app's submit.yml.erb conn_params. Without this a value such as "not shared: x"
+# would make connection.yml invalid YAML (and OOD's sessions page fail).
+mt_conn_param() {
+  local value="$2"
+  value=${value//[[:cntrl:]]/ }
+  value=${value//\\/\\\\\\\\}
+  value=${value//\"/\\\"}
+  printf -v "$1" '"%s"' "$value"
+}
+
+# mt_set_share_status TEXT: the sharing status line on the publisher's own card (the
+# conn_param mt_share_status every service lists). The one writer of that line.
+mt_set_share_status() {
+  mt_conn_param mt_share_status "$1"
+}
+
+# mt__check_contract PLAINTEXT_FILE: the share contract's own checker, staged next to this
+# file by `ood-mt build` (share_contract.py + share_contract.json), run on the plaintext so
+# the publisher learns at once what receivers would refuse. Prints the violation; returns 1.
+# Without the checker (an app not built by ood-mt build) or python3, receivers still check.
+mt__check_contract() {
+  [[ -f ./share_contract.py && -f ./share_contract.json ]] || return 0
+  command -v python3 >/dev/null 2>&1 || return 0
+  { python3 ./share_contract.py "$1" >/dev/null; } 2>&1
+}
+
+mt__fail() {
+  local why="$1"
+  printf 'ood-mt: share not published: %s\n' "${why//$'\n'/ }" >&2
+  mt_set_share_status "not shared: ${why//$'\n'/ }" || true
+  return 1
+}
+
+# mt_publish --app APP --title TITLE --preset PRESET --mode card|form --delivery sys/APP
+#            --audience none|user|group|users [--group G] [--users "u1,u2"] [--key-dir DIR]
+#            --conn key=value [--conn key=value ...]
+# Encrypts the share and puts it in this job's name (and comment). Never cancels the job.
+mt_publish() {
+  mt__no_xtrace mt__publish "$@"
+}
+mt__publish() {
+  local -
+  set -o pipefail
+  local app="" title="" preset="" mode="" delivery="" audience="" group="" users=""
+  local key_dir=$MT_DEFAULT_KEY_DIR conn_json="" conn_keys="," arg key value
+  MT_ERROR=""
+  while (($#)); do
+    arg=$1
+    if [[ $arg != --* ]]; then
+      mt__fail "unexpected argument '$arg'; see the mt_publish usage in mt_share.sh"
+      return 1
+    fi
+    if (($# < 2)); then
+      mt__fail "option $arg needs a value; see the mt_publish usage in mt_share.sh"
+      return 1
+    fi
+    value=$2
+    shift 2
+    case $arg in
+    --app) app=$value ;;
+    --title) title=$value ;;
+    --preset) preset=$value ;;
+    --mode) mode=$value ;;
+    --delivery) delivery=$value ;;
+    --audience) audience=$value ;;
+    --group) group=$value ;;
+    --users) users=$value ;;
+    --key-dir) key_dir=$value ;;
+    --conn)
+      key=${value%%=*}
+      if [[ $value != *=* ]] || ! [[ $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
+        mt__fail "--conn '$key' is not key=value with a key of letters, digits and _; fix the service template"
+        return 1
+      fi
+      if [[ $conn_keys == *",$key,"* ]]; then
+        mt__fail "--conn $key given twice; pass each connection key once"
+        return 1
+      fi
+      conn_keys+="$key,"
+      conn_json+="${conn_json:+,}$(mt_json_string "$key"):$(mt_json_string "${value#*=}")"
+      ;;
+    *)
+      mt__fail "unknown option $arg; see the mt_publish usage in mt_share.sh"
+      return 1
+      ;;
+    esac
+  done
+  [[ -n $app ]] || { mt__fail "--app is missing; fix the service template"; return 1; }
+  [[ $mode == card || $mode == form ]] || {
+    mt__fail "--mode '$mode' is not card or form; pick one in the form"
+    return 1
+  }
+  [[ $delivery == sys/?* ]] || {
+    mt__fail "--delivery '$delivery' is not sys/<app>; fix the service template"
+    return 1
+  }
+  case $audience in
+  none)
+    mt_set_share_status "not shared"
+    return 0
+    ;;
+  user | group | users) ;;
+  *)
+    mt__fail "--audience '$audience' is not none, user, group or users; pick one in the form"
+    return 1
+    ;;
+  esac
+  if [[ -z ${SLURM_JOB_ID:-} ]]; then
+    mt__fail "SLURM_JOB_ID is not set; mt_publish runs inside a Slurm job (after.sh)"
+    return 1
+  fi
+  local owner aud status users_json="" n_users=0
+  owner=$(id -un) || { mt__fail "cannot find your user name (id -un failed)"; return 1; }
+  if [[ $audience == user ]]; then
+    mt__user_key || { mt__fail "$MT_ERROR"; return 1; }
+    aud="~$owner"
+    status="shared with you only"
+  else
+    if [[ -z $group ]]; then
+      mt__fail "--group is missing for audience $audience; choose a tenant group in the form"
+      return 1
+    fi
+    mt__read_group_key "$key_dir" "$group" || { mt__fail "$MT_ERROR"; return 1; }
+    aud=$group
+    status="shared with group $group"
+  fi
+  if [[ $audience == users ]]; then
+    local -a names=() uids=()
+    local name found line uid
+    IFS=', ' read -r -a names <<<"$users"
+    if [[ -z ${names[0]:-} ]]; then
+      mt__fail "no users listed; enter user names separated by commas"
+      return 1
+    fi
+    for name in "${names[@]}"; do
+      if ! [[ $name =~ ^[A-Za-z0-9_.][A-Za-z0-9_.@-]*$ ]]; then
+        mt__fail "'$name' is not a valid user name; enter user names separated by commas"
+        return 1
+      fi
+    done
+    # One getent call for the whole list; its exit status only says "some were missing".
+    found=$(getent passwd "${names[@]}") || true
+    local -A uid_of=()
+    while IFS=: read -r line _ uid _; do
+      [[ -n $line ]] && uid_of[$line]=$uid
+    done <<<"$found"
+    local unknown=""
+    for name in "${names[@]}"; do
+      if [[ -n ${uid_of[$name]:-} ]]; then
+        uids+=("${uid_of[$name]}")
+      else
+        unknown+="${unknown:+, }$name"
+      fi
+    done
+    if [[ -n $unknown ]]; then
+      mt__fail "unknown user(s): $unknown; check the spelling of the user names"
+      return 1
+    fi
+    users_json=$(mt_encode_users "${uids[@]}") || { mt__fail "$MT_ERROR"; return 1; }
+    n_users=$(printf '%s\n' "${uids[@]}" | sort -u | wc -l)
+    status="shared with $n_users listed users of group $group"
+  fi
+  local work plaintext token name comment="" created session out size
+  created=$(date +%s)
+  session=$(basename "$PWD")
+  work=$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/ood-mt.XXXXXX") || {
+    mt__fail "cannot create a private temp dir in ${TMPDIR:-/tmp}; check TMPDIR"
+    return 1
+  }
+  plaintext="$work/plain.json"
+  (
+    umask 077
+    printf '{"v":1,"app":%s,"title":%s,"preset":%s,"mode":%s,"delivery":%s,"session":%s,"created":%d,"conn":%s' \
+      "$(mt_json_string "$app")" "$(mt_json_string "$title")" "$(mt_json_string "$preset")" \
+      "$(mt_json_string "$mode")" "$(mt_json_string "$delivery")" "$(mt_json_string "$session")" \
+      "$created" "{$conn_json}" >"$plaintext"
+    if [[ -n $users_json ]]; then
+      printf ',"users":%s' "$users_json" >>"$plaintext"
+    fi
+    printf '}' >>"$plaintext"
+  ) || {
+    rm -rf "$work"
+    mt__fail "cannot write the share in $work; check TMPDIR"
+    return 1
+  }
+  local broken
+  if ! broken=$(mt__check_contract "$plaintext"); then
+    rm -rf "$work"
+    unset MT_KEY_HEX
+    mt__fail "receivers would refuse this share ($broken); fix that value in the form or the service template"
+    return 1
+  fi
+  if ! mt__encode_token gzip "$aud" "$MT_KEY_VERSION" "$MT_KEY_HEX" "$SLURM_JOB_ID" "$owner" "$plaintext" \
+    >"$work/token"; then
+    rm -rf "$work"
+    unset MT_KEY_HEX
+    mt__fail "${MT_ERROR:-encoding failed}"
+    return 1
+  fi
+  unset MT_KEY_HEX
+  token=$(<"$work/token")
+  rm -rf "$work"
+  if [[ -n ${token:MT_TOKEN_MAX} ]]; then
+    size=$(printf '%s' "$token" | wc -c)
+    mt__fail "the share is $size characters, Slurm's JobName + Comment hold $MT_TOKEN_MAX; shorten the title or connection values, or share with a group instead of a user list"
+    return 1
+  fi
+  name=${token:0:MT_NAME_MAX}
+  if [[ -n ${token:MT_NAME_MAX} ]]; then
+    comment="mt1c:${token:MT_NAME_MAX}"
+  fi
+  local -a update=(update "JobId=$SLURM_JOB_ID" "JobName=$name")
+  if [[ -n $comment ]]; then
+    update+=("Comment=$comment")
+  fi
+  if ! out=$(scontrol "${update[@]}" 2>&1); then
+    mt__fail "scontrol update failed: ${out:-no output}; check that slurmctld is reachable, then restart the session"
+    return 1
+  fi
+  mt_set_share_status "$status"
+}

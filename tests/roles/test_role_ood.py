@@ -57,11 +57,11 @@ class OodLab:
                                    "owner": "root", "group": "root", "mode": "0644", "sha256": sha256(init)}
         (self.build / "manifest.json").write_text(json.dumps(manifest, sort_keys=True, indent=1))
 
-    def play(self, check: bool = False, enable: bool = True) -> Run:
+    def play(self, check: bool = False, enable: bool = True, **role_vars: object) -> Run:
         extra = {"multitenant": {"site": "t", "paths": {"dashboard_config_dir": str(self.dash_dir),
                                                         "ood_apps_dir": str(self.apps_dir)}},
                  "ood_mt_ood_build_dir": str(self.build), "ood_mt_ood_state_file": str(self.state_file),
-                 "ood_mt_ood_enable": enable}
+                 "ood_mt_ood_enable": enable, **role_vars}
         argv = [tool("ansible-playbook"), "-i", "localhost,", str(self.playbook), "-e", json.dumps(extra), "--diff"]
         if check:
             argv.append("--check")
@@ -135,6 +135,22 @@ def test_env_file_created_and_kept_off(lab: OodLab) -> None:
     env = lab.dash_dir / "env"
     assert env.read_text() == "MULTITENANT_ENABLE=false\n"
     assert owner_mode(env) == (0, "root", 0o644)
+
+
+@pytest.mark.parametrize("clean", [False, True])
+def test_puns_are_cleaned_after_a_change_only_when_asked(lab: OodLab, clean: bool) -> None:
+    """ood_mt_ood_clean_puns gates the handler. nginx_stage is a test double here (OOD's
+    nginx_stage cannot run without a PUN setup): a script that records its arguments."""
+    calls = lab.root / "nginx_stage.calls"
+    double = lab.root / "nginx_stage_test_double"
+    double.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    double.chmod(0o755)
+    first = lab.play(ood_mt_ood_clean_puns=clean, ood_mt_ood_nginx_stage=str(double))
+    assert first.rc == 0, first.output
+    assert (calls.read_text().splitlines() if calls.exists() else []) == (["nginx_clean"] if clean else [])
+    again = lab.play(ood_mt_ood_clean_puns=clean, ood_mt_ood_nginx_stage=str(double))
+    assert again.rc == 0 and again.recap()["changed"] == 0, again.output
+    assert (calls.read_text().splitlines() if calls.exists() else []) == (["nginx_clean"] if clean else [])
 
 
 def test_check_mode_changes_nothing(lab: OodLab) -> None:

@@ -20,17 +20,12 @@ import pytest
 import yaml
 
 from tests.roles.ansible_runner import Run, run, tool
+from tests.roles.slurm_conf import minimal_slurm_conf
 
 pytestmark = pytest.mark.skipif(shutil.which("scontrol") is None, reason="needs Slurm's scontrol")
 
-SLURM_CONF = """\
-# lab slurm.conf
-ClusterName=t
-SlurmctldHost=localhost
-AccountingStorageEnforce=associations,limits  # site policy
-NodeName=localhost CPUs=1 State=UNKNOWN
-PartitionName=d Nodes=localhost Default=YES
-"""
+SLURM_CONF = minimal_slurm_conf("# lab slurm.conf", "t",
+                                "AccountingStorageEnforce=associations,limits  # site policy\n", "d")
 SLURMDBD_CONF = "# dbd\nDbdHost=localhost\nStorageType=accounting_storage/mysql\n"
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.roles.ansible_runner import REPO, module_json
+from tests.roles.slurm_conf import minimal_slurm_conf
 
 MODULE_PATH = REPO / "roles/ood_mt_slurm_wckey/library/slurm_conf_param.py"
 spec = importlib.util.spec_from_file_location("slurm_conf_param", MODULE_PATH)
@@ -20,17 +21,11 @@ assert spec and spec.loader
 scp = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(scp)
 
-SITE_CONF = """\
-# Site slurm.conf -- keep my comments
-ClusterName=demo
-SlurmctldHost=localhost
-
-# accounting
-accountingstorageenforce=associations,limits   # site policy
-#AccountingStorageEnforce=commented,out
-NodeName=localhost CPUs=1 State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES
-"""
+SITE_CONF = minimal_slurm_conf(
+    "# Site slurm.conf -- keep my comments", "demo",
+    "\n# accounting\naccountingstorageenforce=associations,limits   # site policy\n"
+    "#AccountingStorageEnforce=commented,out\n",
+    "debug")
 
 
 def test_union_keeps_existing_order_and_every_other_line() -> None:

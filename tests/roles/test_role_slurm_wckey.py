@@ -173,3 +173,16 @@ def test_invalid_result_is_refused_by_slurms_parser(lab: SlurmLab) -> None:
     assert "validation of the new" in result.stdout
     assert lab.slurm_conf.read_text() == broken
     assert lab.restarts() == []
+
+
+def test_a_rejected_slurm_conf_candidate_leaves_slurmdbd_conf_untouched(lab: SlurmLab) -> None:
+    """Every candidate is checked before any file is written: no half-applied pair of files."""
+    broken = SLURM_CONF.replace("CPUs=1", "CPUs=lots")
+    lab.slurm_conf.write_text(broken)
+    result = lab.play()
+    assert result.rc != 0
+    assert "validation of the new" in result.stdout
+    assert lab.dbd_conf.read_text() == SLURMDBD_CONF
+    assert lab.slurm_conf.read_text() == broken
+    assert sorted(p.name for p in lab.conf_dir.iterdir()) == ["slurm.conf", "slurmdbd.conf"]  # no backup, no candidate
+    assert lab.restarts() == []

@@ -165,18 +165,9 @@ def test_failed_restart_rolls_back_every_file(lab: SlurmLab) -> None:
     assert lab.restarts() == ["slurmdbd", "slurmctld", "slurmdbd", "slurmctld"]
 
 
-def test_invalid_result_is_refused_by_slurms_parser(lab: SlurmLab) -> None:
-    broken = SLURM_CONF.replace("CPUs=1", "CPUs=lots")
-    lab.slurm_conf.write_text(broken)
-    result = lab.play()
-    assert result.rc != 0
-    assert "validation of the new" in result.stdout
-    assert lab.slurm_conf.read_text() == broken
-    assert lab.restarts() == []
-
-
-def test_a_rejected_slurm_conf_candidate_leaves_slurmdbd_conf_untouched(lab: SlurmLab) -> None:
-    """Every candidate is checked before any file is written: no half-applied pair of files."""
+def test_a_candidate_slurms_parser_rejects_leaves_both_files_untouched(lab: SlurmLab) -> None:
+    """Every candidate is checked before any file is written: slurmdbd.conf (written first)
+    is not changed when the slurm.conf candidate is refused; no half-applied pair of files."""
     broken = SLURM_CONF.replace("CPUs=1", "CPUs=lots")
     lab.slurm_conf.write_text(broken)
     result = lab.play()

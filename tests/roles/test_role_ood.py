@@ -57,11 +57,13 @@ class OodLab:
                                    "owner": "root", "group": "root", "mode": "0644", "sha256": sha256(init)}
         (self.build / "manifest.json").write_text(json.dumps(manifest, sort_keys=True, indent=1))
 
-    def play(self, check: bool = False, enable: bool = True, **role_vars: object) -> Run:
+    def play(self, check: bool = False, enable: bool = True, site: dict | None = None,
+             role_vars: dict | None = None) -> Run:
+        """Run the role; SITE adds keys to the site variable, ROLE_VARS sets role variables."""
         extra = {"multitenant": {"site": "t", "paths": {"dashboard_config_dir": str(self.dash_dir),
-                                                        "ood_apps_dir": str(self.apps_dir)}},
+                                                        "ood_apps_dir": str(self.apps_dir)}, **(site or {})},
                  "ood_mt_ood_build_dir": str(self.build), "ood_mt_ood_state_file": str(self.state_file),
-                 "ood_mt_ood_enable": enable, **role_vars}
+                 "ood_mt_ood_enable": enable, **(role_vars or {})}
         argv = [tool("ansible-playbook"), "-i", "localhost,", str(self.playbook), "-e", json.dumps(extra), "--diff"]
         if check:
             argv.append("--check")
@@ -145,10 +147,10 @@ def test_puns_are_cleaned_after_a_change_only_when_asked(lab: OodLab, clean: boo
     double = lab.root / "nginx_stage_test_double"
     double.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
     double.chmod(0o755)
-    first = lab.play(ood_mt_ood_clean_puns=clean, ood_mt_ood_nginx_stage=str(double))
+    first = lab.play(role_vars={"ood_mt_ood_clean_puns": clean, "ood_mt_ood_nginx_stage": str(double)})
     assert first.rc == 0, first.output
     assert (calls.read_text().splitlines() if calls.exists() else []) == (["nginx_clean"] if clean else [])
-    again = lab.play(ood_mt_ood_clean_puns=clean, ood_mt_ood_nginx_stage=str(double))
+    again = lab.play(role_vars={"ood_mt_ood_clean_puns": clean, "ood_mt_ood_nginx_stage": str(double)})
     assert again.rc == 0 and again.recap()["changed"] == 0, again.output
     assert (calls.read_text().splitlines() if calls.exists() else []) == (["nginx_clean"] if clean else [])
 

@@ -57,7 +57,7 @@ def run_module(workdir: str, args: Dict[str, object]) -> Dict[str, object]:
         "-M", str(LIBRARY), "-m", "sacctmgr_wckey", "-a", json.dumps(args),
     ]
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_LOCALHOST_WARNING="0")
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_MODULE_UTILS=str(LIBRARY.parent / "module_utils"))
     done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=workdir, timeout=600, check=False)
     result = json.loads(done.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
     if result.get("failed"):

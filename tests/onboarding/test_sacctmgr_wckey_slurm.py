@@ -6,6 +6,7 @@ afterwards, so it neither depends on nor disturbs the lab users (mtpub, mtrecv, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
@@ -18,10 +19,13 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
+from tests.initializer.test_listing_slurm import HOSTILE_WCKEY, _forget_hostile_wckey, _start_slurm
+
 pytestmark = pytest.mark.slurm
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LIBRARY = REPO_ROOT / "roles" / "ood_mt_onboarding" / "library"
+MODULE_UTILS = REPO_ROOT / "roles" / "ood_mt_onboarding" / "module_utils"
 HOST_SLURM_SCRIPT = REPO_ROOT / "tests" / "lab" / "host_slurm.sh"
 ANSIBLE = Path(sys.executable).parent / "ansible"
 SLURMDBD_PID_FILE = Path("/run/ood-mt-lab/slurm/slurmdbd.pid")
@@ -68,7 +72,7 @@ def run_module(
     if diff:
         argv.append("--diff")
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_NOCOLOR="1")
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_NOCOLOR="1", ANSIBLE_MODULE_UTILS=str(MODULE_UTILS))
     # Run outside the repository so no project ansible.cfg changes the inventory or output.
     done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=workdir, timeout=180, check=False)
     try:
@@ -313,3 +317,57 @@ def test_offboarding_right_after_a_job_ended_still_lasts(
     time.sleep(10)
     assert members(cluster, wckey) == [], f"the removal did not last (removed_again={result['removed_again']})"
     sacctmgr("-i", "delete", "user", new_unix_user, f"wckey={wckey}", check=False)
+
+
+def test_a_hostile_wckey_where_wckeys_are_not_enforced_stops_nobody(
+    tmp_path: Path, cluster: str, names: Dict, run_as
+) -> None:
+    """With `enforce_wckeys: false` a user may run a job under a WCKey holding '|' and a
+    newline; slurmdbd records an association for it. The old module read every WCKey of the
+    cluster and stopped for everybody; now the members listing holds the site's WCKey only,
+    and the one listing with WCKey strings (the users being added) reads it whole."""
+    users: List[str] = names["users"]
+    wckey = names["wckey"]
+    with hostile_wckey_association(run_as):
+        every = sacctmgr("--parsable2", "--noheader", "list", "wckey", f"cluster={cluster}",
+                         "format=WCKey,Cluster,User")
+        # the bait is real: the old unfiltered listing holds a line the strict parser refuses
+        assert f"\n{HOSTILE_WCKEY}|{cluster}|mtrecv\n" in f"\n{every}", every
+        # onboarding others, and the hostile user itself, works and is exact
+        result, done = run_module(tmp_path, {"wckey": wckey, "users": [*users, "mtrecv"]})
+        assert done.returncode == 0, result.get("msg")
+        assert result["added"] == [*users, "mtrecv"]
+        assert result["default_wckey_added"] == users  # mtrecv holds WCKeys (the hostile one among them)
+        assert members(cluster, wckey) == sorted([*users, "mtrecv"])
+        again, _ = run_module(tmp_path, {"wckey": wckey, "users": [*users, "mtrecv"]})
+        assert again["changed"] is False
+        gone, done = run_module(tmp_path, {"wckey": wckey, "users": ["mtrecv"], "state": "absent",
+                                           "settle_seconds": 0})
+        assert done.returncode == 0, gone.get("msg")
+        assert gone["removed"] == ["mtrecv"] and members(cluster, wckey) == sorted(users)
+
+
+@contextlib.contextmanager
+def hostile_wckey_association(run_as) -> Iterator[None]:
+    """Slurm restarted with WCKeys not enforced; mtrecv's ended job leaves slurmdbd holding a
+    WCKey association named HOSTILE_WCKEY; afterwards the association is removed and the
+    default enforcement is back (the way tests/initializer/test_listing_slurm.py makes it)."""
+    _start_slurm("associations")
+    job = ""
+    try:
+        done = run_as("mtrecv", ["sbatch", "--parsable", f"--wckey={HOSTILE_WCKEY}", "-o", "/dev/null",
+                                 "--chdir=/tmp", "--wrap=true"])
+        assert done.returncode == 0, f"with WCKeys not enforced, sbatch should take any WCKey: {done.stderr}"
+        job = done.stdout.strip().split(";")[0]
+        _wait_for_end_in_sacct(job)
+        deadline = time.monotonic() + 30
+        while HOSTILE_WCKEY not in sacctmgr("-n", "-P", "list", "wckey", "user=mtrecv", "format=WCKey"):
+            assert time.monotonic() < deadline, "slurmdbd recorded no association for the hostile WCKey"
+            time.sleep(0.5)
+        yield
+    finally:
+        try:
+            if job:
+                _forget_hostile_wckey(job)
+        finally:
+            _start_slurm(None)

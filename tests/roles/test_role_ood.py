@@ -139,6 +139,22 @@ def test_env_file_created_and_kept_off(lab: OodLab) -> None:
     assert owner_mode(env) == (0, "root", 0o644)
 
 
+@pytest.mark.parametrize("clean", [False, True])
+def test_puns_are_cleaned_after_a_change_only_when_asked(lab: OodLab, clean: bool) -> None:
+    """ood_mt_ood_clean_puns gates the handler. nginx_stage is a test double here (OOD's
+    nginx_stage cannot run without a PUN setup): a script that records its arguments."""
+    calls = lab.root / "nginx_stage.calls"
+    double = lab.root / "nginx_stage_test_double"
+    double.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    double.chmod(0o755)
+    first = lab.play(role_vars={"ood_mt_ood_clean_puns": clean, "ood_mt_ood_nginx_stage": str(double)})
+    assert first.rc == 0, first.output
+    assert (calls.read_text().splitlines() if calls.exists() else []) == (["nginx_clean"] if clean else [])
+    again = lab.play(role_vars={"ood_mt_ood_clean_puns": clean, "ood_mt_ood_nginx_stage": str(double)})
+    assert again.rc == 0 and again.recap()["changed"] == 0, again.output
+    assert (calls.read_text().splitlines() if calls.exists() else []) == (["nginx_clean"] if clean else [])
+
+
 def test_check_mode_changes_nothing(lab: OodLab) -> None:
     result = lab.play(check=True)
     assert result.rc == 0, result.output

@@ -20,17 +20,12 @@ import pytest
 import yaml
 
 from tests.roles.ansible_runner import Run, run, tool
+from tests.roles.slurm_conf import minimal_slurm_conf
 
 pytestmark = pytest.mark.skipif(shutil.which("scontrol") is None, reason="needs Slurm's scontrol")
 
-SLURM_CONF = """\
-# lab slurm.conf
-ClusterName=t
-SlurmctldHost=localhost
-AccountingStorageEnforce=associations,limits  # site policy
-NodeName=localhost CPUs=1 State=UNKNOWN
-PartitionName=d Nodes=localhost Default=YES
-"""
+SLURM_CONF = minimal_slurm_conf("# lab slurm.conf", "t",
+                                "AccountingStorageEnforce=associations,limits  # site policy\n", "d")
 SLURMDBD_CONF = "# dbd\nDbdHost=localhost\nStorageType=accounting_storage/mysql\n"
 
 
@@ -170,11 +165,15 @@ def test_failed_restart_rolls_back_every_file(lab: SlurmLab) -> None:
     assert lab.restarts() == ["slurmdbd", "slurmctld", "slurmdbd", "slurmctld"]
 
 
-def test_invalid_result_is_refused_by_slurms_parser(lab: SlurmLab) -> None:
+def test_a_candidate_slurms_parser_rejects_leaves_both_files_untouched(lab: SlurmLab) -> None:
+    """Every candidate is checked before any file is written: slurmdbd.conf (written first)
+    is not changed when the slurm.conf candidate is refused; no half-applied pair of files."""
     broken = SLURM_CONF.replace("CPUs=1", "CPUs=lots")
     lab.slurm_conf.write_text(broken)
     result = lab.play()
     assert result.rc != 0
     assert "validation of the new" in result.stdout
+    assert lab.dbd_conf.read_text() == SLURMDBD_CONF
     assert lab.slurm_conf.read_text() == broken
+    assert sorted(p.name for p in lab.conf_dir.iterdir()) == ["slurm.conf", "slurmdbd.conf"]  # no backup, no candidate
     assert lab.restarts() == []

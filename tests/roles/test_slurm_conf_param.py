@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.roles.ansible_runner import REPO, module_json
+from tests.roles.slurm_conf import minimal_slurm_conf
 
 MODULE_PATH = REPO / "roles/ood_mt_slurm_wckey/library/slurm_conf_param.py"
 spec = importlib.util.spec_from_file_location("slurm_conf_param", MODULE_PATH)
@@ -20,17 +21,11 @@ assert spec and spec.loader
 scp = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(scp)
 
-SITE_CONF = """\
-# Site slurm.conf -- keep my comments
-ClusterName=demo
-SlurmctldHost=localhost
-
-# accounting
-accountingstorageenforce=associations,limits   # site policy
-#AccountingStorageEnforce=commented,out
-NodeName=localhost CPUs=1 State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES
-"""
+SITE_CONF = minimal_slurm_conf(
+    "# Site slurm.conf -- keep my comments", "demo",
+    "\n# accounting\naccountingstorageenforce=associations,limits   # site policy\n"
+    "#AccountingStorageEnforce=commented,out\n",
+    "debug")
 
 
 def test_union_keeps_existing_order_and_every_other_line() -> None:
@@ -140,3 +135,35 @@ def test_validate_with_slurms_own_parser_rejects_and_leaves_file(conf: Path) -> 
                                                 "members": ["wckeys"], "validate": validate})
     assert rc == 0 and good["changed"] is True
     assert "associations,limits,wckeys" in conf.read_text()
+
+
+def test_several_edits_are_one_write_with_one_backup(conf: Path) -> None:
+    edits = [{"key": "TrackWCKey", "value": "yes"}, {"key": "AccountingStorageEnforce", "members": ["wckeys"]}]
+    rc, result = module_json("slurm_conf_param", {"path": str(conf), "edits": edits, "backup": True})
+    assert rc == 0 and result["changed"] is True, result
+    assert [p["current"] for p in result["params"]] == ["yes", "associations,limits,wckeys"]
+    assert conf.read_text() == scp.edit_text(scp.edit_text(SITE_CONF, "TrackWCKey", "yes", None, "present")[0],
+                                             "AccountingStorageEnforce", None, ["wckeys"], "present")[0]
+    assert len([p for p in conf.parent.iterdir() if p.name != "slurm.conf"]) == 1
+    rc, again = module_json("slurm_conf_param", {"path": str(conf), "edits": edits})
+    assert rc == 0 and again["changed"] is False
+
+
+def test_an_edit_with_neither_value_nor_members_is_refused(conf: Path) -> None:
+    rc, result = module_json("slurm_conf_param", {"path": str(conf), "edits": [{"key": "TrackWCKey"}]})
+    assert rc != 0
+    assert "edits item 0: give exactly one of value and members for TrackWCKey" in result["msg"]
+
+
+@pytest.mark.skipif(shutil.which("scontrol") is None, reason="needs Slurm's scontrol (slurm-client)")
+def test_validate_only_checks_the_candidate_and_never_writes(conf: Path) -> None:
+    validate = "env SLURM_CONF=%s scontrol show hostnames localhost"
+    good = {"path": str(conf), "edits": [{"key": "AccountingStorageEnforce", "members": ["wckeys"]}],
+            "validate": validate, "validate_only": True}
+    rc, result = module_json("slurm_conf_param", good)
+    assert rc == 0 and result["changed"] is False and result["would_change"] is True, result
+    rc, bad = module_json("slurm_conf_param", {**good, "edits": [{"key": "AccountingStorageEnforce",
+                                                                  "members": ["wckeyz"]}]})
+    assert rc != 0 and "validation" in bad["msg"]
+    assert conf.read_text() == SITE_CONF
+    assert sorted(p.name for p in conf.parent.iterdir()) == ["slurm.conf"]

@@ -29,15 +29,25 @@ description:
     removed from the file (Slurm then uses its default).
 options:
   path: {description: Config file to edit; it must exist., type: path, required: true}
-  key: {description: Parameter name, e.g. C(TrackWCKey)., type: str, required: true}
+  key: {description: Parameter name, e.g. C(TrackWCKey). Required unless O(edits) is given., type: str}
   value: {description: Value to set. Mutually exclusive with O(members)., type: str}
   members: {description: Comma-list members to add or remove., type: list, elements: str}
   state: {description: Add (present) or remove (absent) O(members)., type: str, default: present,
           choices: [present, absent]}
   backup: {description: Keep a timestamped copy of the original before changing it., type: bool,
            default: false}
+  edits:
+    description: Several edits of the same file, applied in order and written once (one candidate,
+      one validation, one backup). Each item has C(key) and either C(value) or C(members) (with
+      C(state)). Mutually exclusive with O(key).
+    type: list
+    elements: dict
   validate: {description: "Command run on the candidate file before it replaces O(path); C(%s) is
                the candidate's path. Non-zero exit leaves O(path) untouched.", type: str}
+  validate_only: {description: "Render the candidate next to O(path), run O(validate) on it, remove it;
+                    never write O(path) (changed is always false; would_change says whether a write
+                    would change it). Lets a role check every file's candidate before it writes any.
+                    Does nothing in check mode.", type: bool, default: false}
 author: [ood-multitenant]
 """
 
@@ -58,8 +68,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-previous: {description: Value before the change (null when the key was absent)., type: str, returned: always}
-current: {description: Value after the change (null when the key is now absent)., type: str, returned: always}
+previous: {description: Value before the change (null when the key was absent)., type: str, returned: with key}
+current: {description: Value after the change (null when the key is now absent)., type: str, returned: with key}
+params: {description: "Per edit: key, previous, current.", type: list, elements: dict, returned: with edits}
+would_change: {description: Whether writing the candidate would change O(path)., type: bool, returned: always}
 backup_file: {description: Path of the backup, when one was made., type: str, returned: changed and backup}
 """
 
@@ -133,8 +145,9 @@ def edit_text(text: str, key: str, value: Optional[str], members: Optional[list[
 
 
 def write_validated(module: AnsibleModule, path: str, text: str, validate: Optional[str],
-                    backup: bool) -> Optional[str]:
+                    backup: bool, validate_only: bool = False) -> Optional[str]:
     """Write `text` next to `path`, validate it there, back up `path`, then rename over it (atomic).
+    With `validate_only`, stop after the validation (the candidate is removed, `path` untouched).
 
     Returns the backup's path (None without `backup`)."""
     directory = os.path.dirname(os.path.abspath(path))
@@ -149,6 +162,8 @@ def write_validated(module: AnsibleModule, path: str, text: str, validate: Optio
             if rc != 0:
                 raise ConfError(f"validation of the new {path} failed (rc={rc}), file left unchanged: "
                                 f"{(err or out).strip()}")
+        if validate_only:
+            return None
         backup_file = module.backup_local(path) if backup else None
         os.chmod(candidate, os.stat(path).st_mode & 0o7777)
         module.atomic_move(candidate, path)
@@ -158,24 +173,55 @@ def write_validated(module: AnsibleModule, path: str, text: str, validate: Optio
             os.unlink(candidate)
 
 
+def edits_of(params: dict) -> list[dict]:
+    """The edits asked for: `edits`, or the one given by key/value/members/state; each checked."""
+    path = params["path"]
+    if params["edits"] is None:
+        edits = [{"key": params["key"], "value": params["value"], "members": params["members"],
+                  "state": params["state"]}]
+    else:
+        edits = [{"value": None, "members": None, "state": "present", **item} for item in params["edits"]]
+    for index, edit in enumerate(edits):
+        where = f"{path}: edits item {index}" if params["edits"] is not None else path
+        if not isinstance(edit.get("key"), str) or not edit["key"]:
+            raise ConfError(f"{where}: give the parameter name as key")
+        if (edit["value"] is None) == (edit["members"] is None):
+            raise ConfError(f"{where}: give exactly one of value and members for {edit['key']}")
+        if edit["state"] not in ("present", "absent"):
+            raise ConfError(f"{where}: state must be present or absent, got {edit['state']!r}")
+        if edit["value"] is not None and any(c.isspace() for c in str(edit["value"])):
+            raise ConfError(f"{path}: value for {edit['key']} must not contain spaces: {edit['value']!r}")
+    return edits
+
+
 def run(module: AnsibleModule) -> dict:
     params = module.params
     path = params["path"]
     if not os.path.isfile(path):
         raise ConfError(f"{path}: no such file; slurm_conf_param edits an existing Slurm config file "
                         f"(fix the path, or install Slurm's config first)")
-    if params["value"] is not None and any(c.isspace() for c in params["value"]):
-        raise ConfError(f"{path}: value for {params['key']} must not contain spaces: {params['value']!r}")
+    edits = edits_of(params)
     with open(path, encoding="utf-8") as handle:
         before = handle.read()
-    after, previous, current = edit_text(before, params["key"], params["value"], params["members"],
-                                         params["state"])
-    result: dict = {"changed": after != before, "previous": previous, "current": current}
-    if module._diff:
+    after = before
+    changes = []
+    for edit in edits:
+        members = [str(m) for m in edit["members"]] if edit["members"] is not None else None
+        value = str(edit["value"]) if edit["value"] is not None else None
+        after, previous, current = edit_text(after, edit["key"], value, members, edit["state"])
+        changes.append({"key": edit["key"], "previous": previous, "current": current})
+    would_change = after != before
+    result: dict = {"changed": would_change and not params["validate_only"], "would_change": would_change}
+    if params["edits"] is None:
+        result.update(previous=changes[0]["previous"], current=changes[0]["current"])
+    else:
+        result["params"] = changes
+    if module._diff and not params["validate_only"]:
         result["diff"] = {"before": before, "after": after,
                           "before_header": path, "after_header": path}
-    if result["changed"] and not module.check_mode:
-        backup_file = write_validated(module, path, after, params["validate"], params["backup"])
+    if would_change and not module.check_mode:
+        backup_file = write_validated(module, path, after, params["validate"], params["backup"],
+                                      params["validate_only"])
         if backup_file:
             result["backup_file"] = backup_file
     return result
@@ -185,15 +231,17 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "path": {"type": "path", "required": True},
-            "key": {"type": "str", "required": True, "no_log": False},
+            "key": {"type": "str", "no_log": False},
             "value": {"type": "str"},
             "members": {"type": "list", "elements": "str"},
             "state": {"type": "str", "default": "present", "choices": ["present", "absent"]},
+            "edits": {"type": "list", "elements": "dict"},
             "backup": {"type": "bool", "default": False},
             "validate": {"type": "str"},
+            "validate_only": {"type": "bool", "default": False},
         },
-        mutually_exclusive=[("value", "members")],
-        required_one_of=[("value", "members")],
+        mutually_exclusive=[("value", "members"), ("key", "edits"), ("value", "edits"), ("members", "edits")],
+        required_one_of=[("key", "edits")],
         supports_check_mode=True,
     )
     try:

@@ -27,8 +27,8 @@ mt__read_group_key() {
     MT_ERROR="$not_member (cannot read $key_dir/$group/current); ask your admin to add you or run the ood_mt_keys role"
     return 1
   fi
-  { read -r current <"$key_dir/$group/current"; } 2>/dev/null || true
-  if ! [[ $current =~ ^[1-9][0-9]{0,8}$ ]]; then
+  mt__key_file_value "$key_dir/$group/current" '[1-9][0-9]{0,8}' current
+  if [[ -z $current ]]; then
     MT_ERROR="$key_dir/$group/current is malformed (expected a version number); re-run the ood_mt_keys role"
     return 1
   fi
@@ -36,15 +36,39 @@ mt__read_group_key() {
     MT_ERROR="$not_member (cannot read $key_dir/$group/v$current.key); ask your admin to add you or run the ood_mt_keys role"
     return 1
   fi
+  # Receivers refuse a group whose previous key file is malformed (ood_mt.keys); so does this.
+  local previous="$key_dir/$group/v$((current - 1)).key" previous_key=""
+  if ((current > 1)) && [[ -e $previous ]]; then
+    mt__key_file_value "$previous" '[0-9a-f]{64}' previous_key
+    if [[ -z $previous_key ]]; then
+      MT_ERROR="$previous is malformed (expected 64 hex characters); re-run the ood_mt_keys role"
+      return 1
+    fi
+  fi
   mt__load_key "$key_dir/$group/v$current.key" "$current" "re-run the ood_mt_keys role"
+}
+
+# mt__key_file_value FILE PATTERN VAR: sets VAR to FILE's value when the whole file is PATTERN
+# and at most one line end (\n, \r\n or \r), else to "": exactly what ood_mt.keys accepts
+# (pinned by tests/vectors/key_files.json). Reads at most 100 bytes.
+mt__key_file_value() {
+  local text="" eol=$'(\n|\r\n|\r)?' length
+  { IFS= read -r -d '' -n 100 text <"$1"; } 2>/dev/null || true
+  # The size check catches what `read` cannot see: anything after a NUL byte.
+  length=$(printf '%s' "$text" | wc -c)
+  if [[ $text =~ ^($2)$eol$ ]] && [[ $(stat -L -c %s "$1" 2>/dev/null) == "$length" ]]; then
+    printf -v "$3" '%s' "${BASH_REMATCH[1]}"
+  else
+    printf -v "$3" '%s' ""
+  fi
 }
 
 # mt__load_key FILE VERSION FIX: sets MT_KEY_HEX from FILE (64 lowercase hex characters) and
 # MT_KEY_VERSION to VERSION; otherwise MT_ERROR names FILE and ends with FIX.
 mt__load_key() {
   local key=""
-  { read -r key <"$1"; } 2>/dev/null || true
-  if ! [[ $key =~ ^[0-9a-f]{64}$ ]]; then
+  mt__key_file_value "$1" '[0-9a-f]{64}' key
+  if [[ -z $key ]]; then
     MT_ERROR="$1 is malformed (expected 64 hex characters); $3"
     return 1
   fi

@@ -68,7 +68,9 @@ def builtin_kinds(role: str) -> tuple[str, ...]:
 
 
 def kind_meta(role: str, kind: str, shared: Path = SHARED) -> dict[str, Any]:
-    """KIND's ``kind.json``: ``title`` (required) and ``description`` (services; optional)."""
+    """KIND's ``kind.json``: ``title`` (required), ``description`` (services; optional) and
+    ``shares_secrets`` (services; optional, default false: true when the kind's shares carry a
+    password, so its form offers no 'selected users' audience)."""
     path = kind_dir(role, kind, shared) / "kind.json"
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
@@ -84,9 +86,13 @@ def kind_meta(role: str, kind: str, shared: Path = SHARED) -> dict[str, Any]:
         if (value is None and required) or (value is not None and (not isinstance(value, str) or not value.strip())):
             raise TemplateError(f"{path}: {field}: must be a non-empty string (got {value!r}). "
                                 f"Fix: set \"{field}\" in that file")
-    unknown = sorted(set(meta) - {"title", "description"})
+    if not isinstance(meta.get("shares_secrets", False), bool):
+        raise TemplateError(f"{path}: shares_secrets: must be true or false (got {meta['shares_secrets']!r}). "
+                            "Fix: true when the kind's shares carry a password")
+    unknown = sorted(set(meta) - {"title", "description", "shares_secrets"})
     if unknown:
-        raise TemplateError(f"{path}: unknown field(s) {', '.join(unknown)}. Fix: only title and description")
+        raise TemplateError(f"{path}: unknown field(s) {', '.join(unknown)}. "
+                            "Fix: only title, description and shares_secrets")
     return meta
 
 

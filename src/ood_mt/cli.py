@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from ood_mt import __version__, shares_cli
+from ood_mt.app_templates import AUTHOR_KIND, TemplateError, kind_meta
 from ood_mt.config import SERVICE_KINDS, SiteConfig, SiteConfigError, load_site, schema_doc, validate_app_answers
 from ood_mt.render import SERVICE_TEMPLATE, AppSpec, BuildError, build, render_app, service_context, tree_digest
 
@@ -124,7 +125,14 @@ def new_app_cmd(site_file: str, title: str | None, kind: str, out_dir: str, name
           --title "RStudio Server" mt_rstudio
     """
     site = _load(site_file)
-    context = service_context(site, kind, name, title or name.removeprefix("mt_").replace("_", " ").title())
+    try:
+        # The author's generic kind has no kind.json: its shares carry what the author adds.
+        shares_secrets = kind != AUTHOR_KIND and bool(kind_meta("service", kind).get("shares_secrets", False))
+    except TemplateError as exc:
+        click.echo(f"ood-mt new-app: {exc}", err=True)
+        sys.exit(2)
+    context = service_context(site, kind, name, title or name.removeprefix("mt_").replace("_", " ").title(),
+                              shares_secrets=shares_secrets)
     problems = validate_app_answers(context, "ood-mt new-app")
     if problems:
         click.echo("\n".join(problems), err=True)

@@ -81,8 +81,10 @@ class AppSpec:
 
 
 def service_context(site: SiteConfig, kind: str, app_slug: str, app_title: str,
-                    description: str | None = None) -> dict[str, Any]:
-    """What cookiecutter-mt-app is told for one service (built-in kinds and new apps alike)."""
+                    description: str | None = None, shares_secrets: bool = False) -> dict[str, Any]:
+    """What cookiecutter-mt-app is told for one service (built-in kinds and new apps alike).
+    SHARES_SECRETS (the kind's kind.json): its shares carry a password, so its form offers no
+    'selected users' audience."""
     d = site.data
     context: dict[str, Any] = {
         "app_slug": app_slug,
@@ -96,6 +98,7 @@ def service_context(site: SiteConfig, kind: str, app_slug: str, app_title: str,
         "tenant_group_pattern": d["tenant_group_pattern"],
         "key_dir": d["keys"]["dir"],
         "app": site.app(kind) if kind in SERVICE_APPS else {},
+        "_shares_secrets": shares_secrets,
     }
     if description is not None:  # otherwise the template's own default
         context["description"] = description
@@ -121,7 +124,8 @@ def app_specs(site: SiteConfig) -> list[AppSpec]:
             except app_templates.TemplateError as exc:
                 raise BuildError(f"mt_{kind}: {exc}") from exc
             specs.append(AppSpec(f"mt_{kind}", "service", SERVICE_TEMPLATE,
-                                 service_context(site, kind, f"mt_{kind}", meta["title"], meta.get("description"))))
+                                 service_context(site, kind, f"mt_{kind}", meta["title"], meta.get("description"),
+                                                 meta.get("shares_secrets", False))))
     specs += [
         AppSpec(f"mt_{kind}", "client", CLIENT_TEMPLATE, {
             "app_slug": f"mt_{kind}", "app_title": kind_title("client", kind), "client_kind": kind,

@@ -120,6 +120,20 @@ def check_payload(payload: Any, delivery_apps: Sequence[str]) -> None:
     check_conn(conn)
 
 
+def check_publication(payload: dict[str, Any]) -> None:
+    """Publisher-side only: a share listing selected users carries no secret field. Such a
+    share is encrypted with the GROUP's key, so every member could read the secret; it
+    would only look private (docs/threat-model.md, residual risks)."""
+    if "users" not in payload:
+        return
+    fields = contract()["conn"]["fields"]
+    secrets = sorted(key for key in payload.get("conn", {}) if fields.get(key, {}).get("secret"))
+    if secrets:
+        raise Rejected("secret-to-selected-users",
+                       f"conn.{secrets[0]} would be readable by every member of the group, not only the listed "
+                       "users; share with a group of its own, or with your user only")
+
+
 def main(argv: list[str]) -> int:
     """Publisher-side check of a share's plaintext (file ARGV[1]); its own delivery app is
     taken as valid (the job picked it; receivers check it against the site's list)."""
@@ -127,6 +141,7 @@ def main(argv: list[str]) -> int:
         payload = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
         delivery = payload.get("delivery", "") if isinstance(payload, dict) else ""
         check_payload(payload, [str(delivery)[4:]])
+        check_publication(payload)
     except Rejected as exc:
         print(f"{exc.reason}: {exc.detail}", file=sys.stderr)
         return 1

@@ -53,6 +53,11 @@ def test_every_form_renders(ood_site: OodSite, ood_version: str) -> None:
             assert {"mt_share_audience", "mt_share_group", "mt_share_preset"} <= ids, app
             group = next(a for a in form["attributes"] if a["id"] == "mt_share_group")
             assert ["mtclass", "mtclass"] in group["options"], f"{app}: mtpub's tenant group is not offered"
+            audiences = [v for _label, v in next(a for a in form["attributes"]
+                                                 if a["id"] == "mt_share_audience")["options"]]
+            # A database share carries a password: 'selected users' would only look private.
+            expected = ["none", "user", "group"] + ([] if app == "mt_database" else ["users"])
+            assert audiences == expected, (app, audiences)
 
 
 def _service_forms(work: Path) -> dict[str, dict[str, Any]]:

@@ -355,11 +355,30 @@ def test_publish_refuses_what_receivers_would_refuse(rig: PublishRig) -> None:
                        PYTHONPATH="")
     assert proc.returncode != 0
     assert rig.scontrol_calls() == []
-    assert "receivers would refuse this share (bad-field: conn.host" in proc.stderr
-    assert status_of(rig).startswith("not shared: receivers would refuse this share (bad-field: conn.host")
+    assert "the share contract refuses this share (bad-field: conn.host" in proc.stderr
+    assert status_of(rig).startswith("not shared: the share contract refuses this share (bad-field: conn.host")
     ok = rig.publish([*args, "--conn", "host=node1", "--conn", "port=5432"])
     assert ok.returncode == 0, ok.stderr
     assert status_of(rig) == "shared with group mtclass"
+
+
+def test_publish_refuses_a_password_for_selected_users(rig: PublishRig) -> None:
+    """A 'selected users' share is encrypted with the group's key: a password in it would
+    only look private. The publisher is told so, and nothing reaches Slurm."""
+    make_key_dir(rig.key_dir)
+    for name in ("share_contract.py", "share_contract.json"):
+        shutil.copy(REPO / "src" / "ood_mt" / name, rig.session / name)
+    users = ["--audience", "users", "--group", "mtclass", "--users", "root", "--key-dir", str(rig.key_dir)]
+    proc = rig.publish([*BASE, *users, "--conn", "host=n1", "--conn", "password=s3cret-Pw"], PYTHONPATH="")
+    assert proc.returncode != 0
+    assert rig.scontrol_calls() == []
+    assert "secret-to-selected-users: conn.password would be readable by every member of the group" in proc.stderr
+    assert "s3cret-Pw" not in proc.stderr + proc.stdout
+    assert status_of(rig).startswith("not shared: the share contract refuses this share (secret-to-selected-users")
+    # The same password to the whole group, and selected users without a secret, are published.
+    group = ["--audience", "group", "--group", "mtclass", "--key-dir", str(rig.key_dir)]
+    assert rig.publish([*BASE, *group, "--conn", "host=n1", "--conn", "password=s3cret-Pw"]).returncode == 0
+    assert rig.publish([*BASE, *users, "--conn", "host=n1"]).returncode == 0
 
 
 def test_publish_under_xtrace_does_not_print_key(rig: PublishRig) -> None:

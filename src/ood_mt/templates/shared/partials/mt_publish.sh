@@ -138,7 +138,8 @@ mt_set_share_status() {
 
 # mt__check_contract PLAINTEXT_FILE: the share contract's own checker, staged next to this
 # file by `ood-mt build` (share_contract.py + share_contract.json), run on the plaintext so
-# the publisher learns at once what receivers would refuse. Prints the violation; returns 1.
+# the publisher learns at once what receivers would refuse (and a secret sent to selected
+# users, which only looks private). Prints the violation; returns 1.
 # Without the checker (an app not built by ood-mt build) or python3, receivers still check.
 mt__check_contract() {
   [[ -f ./share_contract.py && -f ./share_contract.json ]] || return 0
@@ -309,7 +310,7 @@ mt__publish() {
   if ! broken=$(mt__check_contract "$plaintext"); then
     rm -rf "$work"
     unset MT_KEY_HEX
-    mt__fail "receivers would refuse this share ($broken); fix that value in the form or the service template"
+    mt__fail "the share contract refuses this share ($broken); fix that value or the audience in the form or the service template"
     return 1
   fi
   if ! mt__encode_token gzip "$aud" "$MT_KEY_VERSION" "$MT_KEY_HEX" "$SLURM_JOB_ID" "$owner" "$plaintext" \

@@ -44,6 +44,7 @@ module MultiTenant
       not-a-share bad-encoding wrong-wckey publisher-not-in-group no-key key-version-retired
       bad-tag bad-payload too-large not-in-audience job-not-running
       publisher-not-in-audience bad-field bad-conn-key too-many-shares stale-share
+      secret-to-selected-users
     ].freeze
 
     TOKEN_RE = /\Amt1:(~?[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,255}):([1-9][0-9]{0,8}):([A-Za-z0-9_-]*)\z/n.freeze

@@ -28,6 +28,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+# The reasons and their exception live with the share contract (one definition, also staged
+# into jobs without this package); re-exported here for the codec's callers.
+from ood_mt.share_contract import REASONS, Rejected  # noqa: F401
+
 PREFIX = "mt1:"
 COMMENT_PREFIX = "mt1c:"
 NAME_MAX = 1023  # Slurm job name limit (characters)
@@ -41,28 +45,6 @@ USERS_MAX = 100_000
 RICE_K_MAX = 24
 UID_MAX = 2**32 - 1
 
-REASONS = frozenset(
-    {
-        "not-a-share",
-        "bad-encoding",
-        "wrong-wckey",
-        "publisher-not-in-group",
-        "no-key",
-        "key-version-retired",
-        "bad-tag",
-        "bad-payload",
-        "too-large",
-        "not-in-audience",
-        "job-not-running",
-        # the share contract and receiver policy (share_contract.py, shares.py)
-        "publisher-not-in-audience",
-        "bad-field",
-        "bad-conn-key",
-        "too-many-shares",
-        "stale-share",
-    }
-)
-
 # A group name, or "~" + a user name. No ':' (field separator) and no newline
 # (AAD separator); '@' and '.' appear in directory-backed names.
 _AUD_RE = re.compile(r"~?[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,255}", re.ASCII)
@@ -70,17 +52,6 @@ _KV_RE = re.compile(r"[1-9][0-9]{0,8}", re.ASCII)
 _B64URL_RE = re.compile(r"[A-Za-z0-9_-]*", re.ASCII)
 _STRING_FIELDS = ("app", "title", "preset", "mode", "delivery", "session")
 _ALLOWED_FIELDS = frozenset({"v", "created", "conn", "users", *_STRING_FIELDS})
-
-
-class Rejected(Exception):
-    """A token that is not accepted; ``reason`` is a stable identifier from REASONS."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        if reason not in REASONS:
-            raise ValueError(f"unknown rejection reason {reason!r}")
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)

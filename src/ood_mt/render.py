@@ -31,7 +31,6 @@ from ood_mt import app_templates, share_contract
 from ood_mt.config import (
     CLIENT_APPS,
     DELIVERY_APPS,
-    ENABLE_VARIABLE,
     SERVICE_APPS,
     SITE_JSON_IN_BUILD,
     SITE_JSON_PATH,
@@ -280,29 +279,23 @@ def build_manifest(site: SiteConfig, out: Path, specs: list[AppSpec]) -> dict[st
         group, dir_mode, file_mode = app_access(site, spec.role)
         app_root = out / "apps" / spec.name
         apps.append({"name": spec.name, "role": spec.role, "group": group, "dir_mode": dir_mode,
-                     "dest": f"{apps_dir}/{spec.name}",
-                     "dirs": sorted(str(p.relative_to(app_root)) for p in app_root.rglob("*") if p.is_dir())})
+                     "dest": f"{apps_dir}/{spec.name}"})
         for path in sorted(p for p in app_root.rglob("*") if p.is_file()):
             rel = path.relative_to(app_root)
             files.append({"src": str(path.relative_to(out)), "dest": f"{apps_dir}/{spec.name}/{rel}",
-                          "app": spec.name, "owner": "root", "group": group,
+                          "owner": "root", "group": group,
                           "mode": executable_mode(file_mode) if runs_as_program(rel) else file_mode,
                           "sha256": _sha256(path)})
     init = out / "initializer" / "ood_multitenant.rb"
-    site_json = out / SITE_JSON_IN_BUILD
+    # Only what role ood_mt_ood reads (site.json is the keys role's: OUT/etc/site.json, fixed).
     return {
         "format": 1,
         "site": d["site"],
-        "wckey": d["wckey"],
-        "publisher_group": d["publisher_group"],
         "apps": apps,
         "files": files,
         "initializer": {"src": str(init.relative_to(out)),
                         "dest": f"{d['paths']['dashboard_config_dir']}/initializers/ood_multitenant.rb",
                         "owner": "root", "group": "root", "mode": "0644", "sha256": _sha256(init)},
-        "site_config": {"src": str(site_json.relative_to(out)), "dest": str(SITE_JSON_PATH),
-                        "owner": "root", "group": "root", "mode": "0644", "sha256": _sha256(site_json)},
-        "dashboard_env": {"dest": f"{d['paths']['dashboard_config_dir']}/env", "variable": ENABLE_VARIABLE},
     }
 
 

@@ -21,15 +21,40 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-try:
-    from ood_mt.codec import Rejected
-except ImportError:  # staged next to a job's mt_share.sh, without the package
+REASONS = frozenset(
+    {
+        "not-a-share",
+        "bad-encoding",
+        "wrong-wckey",
+        "publisher-not-in-group",
+        "no-key",
+        "key-version-retired",
+        "bad-tag",
+        "bad-payload",
+        "too-large",
+        "not-in-audience",
+        "job-not-running",
+        # the share contract and receiver policy (share_contract.py, shares.py)
+        "publisher-not-in-audience",
+        "bad-field",
+        "bad-conn-key",
+        "too-many-shares",
+        "stale-share",
+        # the publisher's own check (share_contract.check_publication): never a receiver verdict
+        "secret-to-selected-users",
+    }
+)
 
-    class Rejected(Exception):  # type: ignore[no-redef]
-        def __init__(self, reason: str, detail: str = "") -> None:
-            super().__init__(f"{reason}: {detail}" if detail else reason)
-            self.reason = reason
-            self.detail = detail
+
+class Rejected(Exception):
+    """A token that is not accepted; ``reason`` is a stable identifier from REASONS."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown rejection reason {reason!r}")
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
 
 
 @lru_cache(maxsize=1)

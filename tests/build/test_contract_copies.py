@@ -60,7 +60,7 @@ def test_the_site_json_path_has_one_value() -> None:
     assert f"default('{config.SITE_JSON_PATH}')" in uninstall
     assert render.SITE_JSON_IN_BUILD == config.SITE_JSON_IN_BUILD == Path("etc/site.json")
     site_config = (REPO / "roles/ood_mt_keys/tasks/site_config.yml").read_text()
-    assert f"default('{config.SITE_JSON_IN_BUILD}')" in site_config
+    assert f"ood_mt_keys_build_dir ~ '/{config.SITE_JSON_IN_BUILD}'" in site_config
 
 
 def test_the_build_directory_has_one_spelling() -> None:

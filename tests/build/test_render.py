@@ -123,7 +123,7 @@ def test_manifest_describes_every_file(built):
             assert (app["group"], app["dir_mode"]) == ("root", "0755")
         assert app["dest"] == f"/var/www/ood/apps/sys/{app['name']}"
     import hashlib
-    for entry in manifest["files"] + [manifest["initializer"], manifest["site_config"]]:
+    for entry in manifest["files"] + [manifest["initializer"]]:
         assert hashlib.sha256((built / entry["src"]).read_bytes()).hexdigest() == entry["sha256"]
     assert manifest["initializer"]["dest"] == \
         "/etc/ood/config/apps/dashboard/initializers/ood_multitenant.rb"

@@ -40,8 +40,7 @@ class KeysLab:
         (self.build / "etc").mkdir(parents=True)
         (self.build / "etc/site.json").write_text(json.dumps({"site": "t", "wckey": "multitenant"}) + "\n")
         (self.build / "manifest.json").write_text(json.dumps(
-            {"format": 1, "site": "t", "apps": [], "files": [],
-             "site_config": {"src": "etc/site.json", "dest": "/etc/ood-mt/site.json"}}))
+            {"format": 1, "site": "t", "apps": [], "files": []}))
         self.playbook = root / "play.yml"
         self.playbook.write_text(yaml.safe_dump([{
             "name": "Keys role under test", "hosts": "localhost", "connection": "local",

@@ -79,6 +79,14 @@ DELIVERY_APPS = builtin_kinds("delivery")
 # Which delivery app renders a share of each preset on receivers' sessions pages; a preset
 # not listed here uses "default".
 PRESET_DELIVERY = {"debug": "debug", "document": "readfile"}
+DEFAULT_DELIVERY = "default"
+
+
+def preset_delivery_words() -> str:
+    """PRESET_DELIVERY as the service jobs read it (MT_PRESET_DELIVERY: `preset=app ... *=app`)."""
+    pairs = [f"{preset}=mt_delivery_{kind}" for preset, kind in sorted(PRESET_DELIVERY.items())]
+    return " ".join([*pairs, f"*=mt_delivery_{DEFAULT_DELIVERY}"])
+
 # How long a host program waits for squeue before giving up on that refresh.
 SQUEUE_TIMEOUT_SECONDS = 10
 

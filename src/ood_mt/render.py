@@ -35,6 +35,7 @@ from ood_mt.config import (
     SITE_JSON_IN_BUILD,
     SITE_JSON_PATH,
     SiteConfig,
+    preset_delivery_words,
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -98,6 +99,7 @@ def service_context(site: SiteConfig, kind: str, app_slug: str, app_title: str,
         "key_dir": d["keys"]["dir"],
         "app": site.app(kind) if kind in SERVICE_APPS else {},
         "_shares_secrets": shares_secrets,
+        "_preset_delivery": preset_delivery_words(),
     }
     if description is not None:  # otherwise the template's own default
         context["description"] = description

@@ -109,8 +109,11 @@ def html_to_text(html: str) -> str:
 def delivery_for_preset(apps: Path, preset: str) -> str:
     """The delivery app the service job writes into the share (service_helpers.sh)."""
     helpers = apps / "mt_llm" / "template" / "service_helpers.sh"
-    out = subprocess.run(["bash", "-c", 'source "$1"; mt_delivery_for_preset "$2"', "x", str(helpers), preset],
-                         capture_output=True, text=True, check=True)
+    # The map the built before.sh sets (form_env.sh.erb), read back from the built app.
+    before = (apps / "mt_llm" / "template" / "before.sh.erb").read_text()
+    line = next(x for x in before.splitlines() if x.startswith("export MT_PRESET_DELIVERY="))
+    out = subprocess.run(["bash", "-c", line + '; source "$1"; mt_delivery_for_preset "$2"', "x", str(helpers),
+                          preset], capture_output=True, text=True, check=True)
     return out.stdout.strip().removeprefix("sys/")
 
 

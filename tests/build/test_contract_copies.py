@@ -3,6 +3,8 @@ pinned here: the site.json path on hosts, and the MULTITENANT_ENABLE variable an
 
 from __future__ import annotations
 
+import json
+
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,3 +76,13 @@ def test_the_build_directory_has_one_spelling() -> None:
     for file, value in copies:
         assert any(s in value for s in spellings), (file, value)
     assert 'build_dir="$repo_root/build/lab"' in (REPO / "scripts/lab.sh").read_text()
+
+
+def test_the_preset_delivery_map_has_one_value() -> None:
+    """The service template's default (app authors' `cookiecutter cookiecutter-mt-app`) is the map
+    ood-mt build writes (config.PRESET_DELIVERY), and site.json names the same one."""
+    template = json.loads((REPO / "src/ood_mt/templates/service/cookiecutter.json").read_text())
+    assert template["_preset_delivery"] == config.preset_delivery_words()
+    words = dict(pair.split("=", 1) for pair in config.preset_delivery_words().split())
+    assert {p: f"mt_delivery_{k}" for p, k in config.PRESET_DELIVERY.items()} == {
+        p: a for p, a in words.items() if p != "*"}

@@ -3,13 +3,19 @@
 # Pure bash, no Jinja tags. Publishing itself is mt_publish.sh (mt_publish); this file only
 # holds the small decisions every service makes the same way.
 
-# Delivery app (card token) that renders a preset on the receiver's sessions page.
+# Delivery app (card token) that renders a preset on the receiver's sessions page, from the
+# build's map MT_PRESET_DELIVERY ("preset=app ... *=app", set by form_env.sh.erb).
 mt_delivery_for_preset() {
-  case "$1" in
-    debug) printf 'sys/mt_delivery_debug' ;;
-    document) printf 'sys/mt_delivery_readfile' ;;
-    *) printf 'sys/mt_delivery_default' ;;
-  esac
+  local pair fallback="" pairs=()
+  read -r -a pairs <<<"${MT_PRESET_DELIVERY:-}"
+  for pair in "${pairs[@]}"; do
+    case "${pair%%=*}" in
+      "$1") printf 'sys/%s' "${pair#*=}" && return 0 ;;
+      "*") fallback=${pair#*=} ;;
+    esac
+  done
+  [[ -n $fallback ]] || { echo "ood-mt: MT_PRESET_DELIVERY is empty; rebuild the app with ood-mt build" >&2 && return 1; }
+  printf 'sys/%s' "$fallback"
 }
 
 # mt_service_publish ARGS...: mt_publish with the form's sharing choices, unless the

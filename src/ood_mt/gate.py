@@ -279,8 +279,38 @@ class RedactingFormatter(logging.Formatter):
         return super().format(record).replace(self._secret, "[secret]")
 
 
+class QuietErrors(logging.Filter):
+    """aiohttp's tracebacks for malformed requests quote the request's bytes: log one plain line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg, record.args = "%s (%s)", (record.getMessage(), type(record.exc_info[1]).__name__)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 # ---------------------------------------------------------------------------------------------
 # The proxy (aiohttp).
+
+
+def plain_server(handler: Any, **kwargs: Any) -> Any:
+    """aiohttp's low-level server whose own error answers (malformed HTTP) carry no detail or version."""
+    from aiohttp import web
+    from aiohttp.web_protocol import RequestHandler
+
+    class PlainErrors(RequestHandler):
+        def handle_error(self, request: Any, status: int = 500, exc: Any = None, message: Any = None) -> Any:
+            resp = super().handle_error(request, status, exc, None)
+            if isinstance(resp, web.Response):
+                resp.text = f"{resp.status} {resp.reason}\n"
+                resp.headers["Server"] = "ood-mt-gate"
+            return resp
+
+    class PlainServer(web.Server):
+        def __call__(self) -> RequestHandler:
+            return PlainErrors(self, loop=self._loop, **self._kwargs)
+
+    return PlainServer(handler, **kwargs)
 
 
 @dataclass
@@ -323,7 +353,7 @@ class Gate:
         server_kw: dict = {"access_log": None}
         if "handler_cancellation" in inspect.signature(web.Server).parameters:
             server_kw["handler_cancellation"] = True  # a client that goes away stops the upstream stream
-        server = web.Server(self.handle, **server_kw)
+        server = plain_server(self.handle, **server_kw)
         runner = web.ServerRunner(server, handle_signals=False)
         await runner.setup()
         host, port = self.s.listen
@@ -650,6 +680,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_USAGE
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter(settings.secret))
+    handler.addFilter(QuietErrors())
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False

@@ -80,7 +80,7 @@ RESPONSE_DROP = HOP_BY_HOP | {"content-length"}
 OLLAMA_MODEL_MANAGEMENT = ("/api/pull", "/api/push", "/api/create", "/api/copy", "/api/delete", "/api/blobs")
 POLICIES = ("none", "ollama")
 
-STREAM_CHUNK = 1 << 16
+SMALL_BODY = 1 << 16  # bodies up to this size (with a Content-Length) are read and sent in one write
 READ_BUFSIZE = 1 << 20
 CONNECT_TIMEOUT_S = 30.0
 
@@ -455,6 +455,7 @@ class Gate:
     async def _http(self, request: web.BaseRequest, target: str, drop_auth: bool, via_path: bool) -> web.StreamResponse:
         import aiohttp
         from aiohttp import web
+        from multidict import CIMultiDict
         from yarl import URL
 
         assert self.session is not None
@@ -473,16 +474,26 @@ class Gate:
         resp = web.StreamResponse(status=upstream.status, reason=upstream.reason)
         try:
             skip = RESPONSE_DROP | connection_tokens(upstream.headers)
+            headers = CIMultiDict()
             for name, value in upstream.headers.items():
                 low = name.lower()
                 if low in skip:
                     continue
-                resp.headers.add(name, self._location(value, via_path) if low == "location" else value)
-            length = upstream.headers.get("Content-Length")
-            if length is not None and length.isdigit():
-                resp.content_length = int(length)
+                headers.add(name, self._location(value, via_path) if low == "location" else value)
+            length_text = upstream.headers.get("Content-Length")
+            length = int(length_text) if length_text is not None and length_text.isdigit() else None
+            has_body = request.method != "HEAD" and upstream.status not in (204, 304)
+            if has_body and length is not None and length <= SMALL_BODY:
+                # a small body: read it, then headers and body leave in one write
+                small = web.Response(status=upstream.status, reason=upstream.reason, body=await upstream.read(),
+                                     headers=headers)
+                upstream.release()
+                return small
+            resp.headers.extend(headers)
+            if length is not None:
+                resp.content_length = length
             await resp.prepare(request)
-            if request.method != "HEAD" and upstream.status not in (204, 304):
+            if has_body:
                 async for chunk in upstream.content.iter_any():
                     await resp.write(chunk)
             await resp.write_eof()

@@ -298,7 +298,7 @@ def test_client_leaving_a_stream_stops_the_service_side(upstream: Upstream, star
     async def read_one_then_leave() -> float:
         async with aiohttp.ClientSession() as session:
             resp = await session.get(f"{gate.base}/forever")
-            await resp.content.readline()
+            await asyncio.wait_for(resp.content.readline(), 10)
             resp.close()
             return time.monotonic()
 

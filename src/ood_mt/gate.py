@@ -449,7 +449,8 @@ class Gate:
         parts = urlsplit(value)
         if parts.scheme in ("http", "https") and parts.netloc in self.s.upstream.netlocs:
             rest = parts.path or "/"
-            return prefix + rest + (f"?{parts.query}" if parts.query else "")
+            return prefix + rest + (f"?{parts.query}" if parts.query else "") + (
+                f"#{parts.fragment}" if parts.fragment else "")
         return value
 
     async def _http(self, request: web.BaseRequest, target: str, drop_auth: bool, via_path: bool) -> web.StreamResponse:

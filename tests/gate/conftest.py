@@ -169,7 +169,7 @@ class Upstream:
         return web.Response(status=302, headers={"Location": "/echo/after?x=1"})
 
     async def h_redirect_abs(self, request: web.Request) -> web.StreamResponse:
-        return web.Response(status=302, headers={"Location": f"http://{request.host}/echo/abs"})
+        return web.Response(status=302, headers={"Location": f"http://{request.host}/echo/abs?a=1#part"})
 
     async def h_redirect_away(self, request: web.Request) -> web.StreamResponse:
         return web.Response(status=302, headers={"Location": "https://example.org/x"})

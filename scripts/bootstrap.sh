@@ -26,6 +26,8 @@ apt_packages=(
   openssl gzip coreutils procps iproute2 sudo git ca-certificates
   # the share CLI run as lab users (who cannot read root's venv) in tests/initializer
   python3-click python3-cryptography python3-yaml
+  # the share gate (python3 -m ood_mt.gate) as the lab users run it on compute nodes (tests/gate)
+  python3-aiohttp
 )
 
 missing=()

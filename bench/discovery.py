@@ -8,7 +8,7 @@ On the real host Slurm (tests/lab/host_slurm.sh start; run as root):
      real ~600-character v1 token for the tenant group (keys generated for this run);
   3. as mtrecv, in ONE Ruby process, times --runs times, interleaved:
        new  = the initializer's discovery: the single squeue call + parse + verify
-              (initializer_src/lib/, the INITIALIZER_LIBS, exactly as the dashboard runs them)
+              (src/ood_mt/initializer/lib/, the INITIALIZER_LIBS, exactly as the dashboard runs them)
        old  = the original framework's discovery: `sacct --allocations ... --wckeys=multitenant`
               then `squeue --format=%i|%1024j -j <ids>` (calls + parse, no decryption)
        new_call = the single squeue call + parse alone (what verification adds is the difference)
@@ -226,7 +226,7 @@ def main() -> int:
         master = os.urandom(32)
         key_dir = make_keys(base, master)
         lib = base / "lib"
-        shutil.copytree(REPO / "initializer_src/lib", lib)
+        shutil.copytree(REPO / "src/ood_mt/initializer/lib", lib)
         shutil.copytree(REPO / "src/ood_mt", base / "py/ood_mt")
         site = {"wckey": WCKEY, "publisher_group": PUBLISHER_GROUP, "tenant_groups": [GROUP],
                 "tenant_group_pattern": "", "key_dir": str(key_dir), "cluster": "hostlab", "refresh_seconds": 30}

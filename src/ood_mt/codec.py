@@ -3,7 +3,7 @@
 The byte layout and algorithms are specified in docs/protocol.md (summary in
 docs/architecture.md, "Protocol v1"). The bash encoder
 (src/ood_mt/templates/shared/partials/mt_codec.sh) and the Ruby decoder
-(initializer_src/lib/codec.rb) must agree with this module byte for byte;
+(src/ood_mt/initializer/lib/codec.rb) must agree with this module byte for byte;
 tests/vectors/v1.json pins that agreement.
 
 Everything that can go wrong with a token received from Slurm is reported as

@@ -1,7 +1,7 @@
 """Render the app suite and the dashboard initializer for one site.
 
 Every app is rendered by cookiecutter from a template in this repository; the initializer
-by Jinja2 from ``initializer_src/``. Output is deterministic: no timestamps, stable
+by Jinja2 from ``src/ood_mt/initializer/``. Output is deterministic: no timestamps, stable
 ordering, normalised file modes. The whole tree is rendered into a temporary directory
 next to the destination and swapped in only when everything succeeded, so a failed build
 leaves the previous output untouched.
@@ -38,14 +38,14 @@ from ood_mt.config import (
     preset_delivery_words,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # The app templates are package data (ood_mt.app_templates); `cookiecutter-mt-app` at the top
 # of a checkout is a symlink to the service template.
 SERVICE_TEMPLATE = app_templates.template_dir("service")
 CLIENT_TEMPLATE = app_templates.template_dir("client")
 DELIVERY_TEMPLATE = app_templates.template_dir("delivery")
-INITIALIZER_SRC = REPO_ROOT / "initializer_src"
-# The libraries the initializer inlines (initializer_src/lib/), in load order: adding a
+# The initializer's sources are package data too: a wheel builds everything.
+INITIALIZER_SRC = Path(__file__).resolve().parent / "initializer"
+# The libraries the initializer inlines (src/ood_mt/initializer/lib/), in load order: adding a
 # library is one line here; the template loops over this list, the tests load the same.
 INITIALIZER_LIBS = (
     "codec.rb",  # protocol v1 (MultiTenant::Codec, MultiTenant::Rejected)
@@ -216,7 +216,7 @@ def stage_share_contract(template_dir: Path) -> None:
 
 
 def render_initializer(site: SiteConfig, dest: Path, lib_override: Optional[dict[str, str]] = None) -> None:
-    """Render initializer_src/ood_multitenant.rb.j2 into one self-contained Ruby file: the
+    """Render src/ood_mt/initializer/ood_multitenant.rb.j2 into one self-contained Ruby file: the
     share contract (share_contract.json) and the libraries (INITIALIZER_LIBS), inlined. No
     site fact is baked in but where site.json is (SITE_JSON_DEST): the initializer reads the
     site there at run time, so SITE is unused. LIB_OVERRIDE replaces a library's source

@@ -2,7 +2,7 @@
 
 Every field of a share is untrusted input from another user (docs/threat-model.md,
 "Hostile publisher"). The rules are DATA, in ``share_contract.json`` next to this file: this
-module applies them for the CLI, ``initializer_src/lib/contract.rb`` applies the same file
+module applies them for the CLI, ``src/ood_mt/initializer/lib/contract.rb`` applies the same file
 inside the dashboard, and ``tests/vectors/verdicts.json`` pins the two together.
 
 `ood-mt build` also stages this file and the JSON into every service's ``template/``, where

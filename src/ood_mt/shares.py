@@ -1,6 +1,6 @@
 """Slurm discovery and verification of shares, for people outside the dashboard.
 
-Mirrors ``initializer_src/lib/multitenant.rb`` step for step: the same single squeue
+Mirrors ``src/ood_mt/initializer/lib/multitenant.rb`` step for step: the same single squeue
 call, the same fixed-width parsing, the same checks in the same order and the same
 rejection reasons (docs/architecture.md, "Discovery" and "Protocol v1"). The CLI in
 ``shares_cli`` prints what this module finds.

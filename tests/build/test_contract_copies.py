@@ -51,7 +51,7 @@ def test_the_enable_line_pattern_has_one_spelling() -> None:
 
 
 def test_the_initializer_reads_the_enable_variable() -> None:
-    entry = (REPO / "initializer_src/ood_multitenant.rb.j2").read_text()
+    entry = (REPO / "src/ood_mt/initializer/ood_multitenant.rb.j2").read_text()
     assert f'ENV["{config.ENABLE_VARIABLE}"] == "true"' in entry
 
 

@@ -80,8 +80,8 @@ def test_cookiecutter_hook_rejects_bad_answers_and_writes_nothing(tmp_path):
 def _built_suite_ready() -> str | None:
     needed = [REPO / "src/ood_mt/templates/client/cookiecutter.json",
               REPO / "src/ood_mt/templates/delivery/cookiecutter.json",
-              REPO / "initializer_src/ood_multitenant.rb.j2",
-              *(REPO / "initializer_src/lib" / name for name in INITIALIZER_LIBS)]
+              REPO / "src/ood_mt/initializer/ood_multitenant.rb.j2",
+              *(REPO / "src/ood_mt/initializer/lib" / name for name in INITIALIZER_LIBS)]
     missing = [str(p.relative_to(REPO)) for p in needed if not p.exists()]
     return f"suite templates not complete yet: {', '.join(missing)}" if missing else None
 

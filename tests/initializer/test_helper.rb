@@ -15,7 +15,7 @@ INITIALIZER_LIBS = File.read(File.join(REPO_ROOT, "src/ood_mt/render.py"))[/^INI
                        .to_s.scan(/^\s*"([a-z_]+\.rb)"/).flatten.freeze
 raise "tests: no INITIALIZER_LIBS found in src/ood_mt/render.py" if INITIALIZER_LIBS.empty?
 
-INITIALIZER_LIBS.each { |name| require File.join(REPO_ROOT, "initializer_src/lib", name) }
+INITIALIZER_LIBS.each { |name| require File.join(REPO_ROOT, "src/ood_mt/initializer/lib", name) }
 # The one share contract (the rendered initializer inlines the same file).
 CONTRACT_DATA = JSON.parse(File.read(File.join(REPO_ROOT, "src/ood_mt/share_contract.json"))).freeze
 CONTRACT = MultiTenant::Contract.new(CONTRACT_DATA)

@@ -43,7 +43,7 @@ def test_minitest_file(test_file: Path) -> None:
 
 def test_every_library_is_inlined_and_loaded() -> None:
     """INITIALIZER_LIBS (the template's and test_helper.rb's list) names every file of
-    initializer_src/lib once, so a new library cannot be left out of the initializer."""
-    on_disk = sorted(p.name for p in (REPO / "initializer_src" / "lib").glob("*.rb"))
+    src/ood_mt/initializer/lib once, so a new library cannot be left out of the initializer."""
+    on_disk = sorted(p.name for p in (REPO / "src/ood_mt/initializer" / "lib").glob("*.rb"))
     assert sorted(render.INITIALIZER_LIBS) == on_disk
     assert len(set(render.INITIALIZER_LIBS)) == len(render.INITIALIZER_LIBS)

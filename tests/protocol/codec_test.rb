@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 # Protocol v1, Ruby codec against the committed vectors (tests/vectors/v1.json).
-# Run: ruby -Iinitializer_src/lib tests/protocol/codec_test.rb
+# Run: ruby -Isrc/ood_mt/initializer/lib tests/protocol/codec_test.rb
 require "minitest/autorun"
 require "json"
 require "codec"

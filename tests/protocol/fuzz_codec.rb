@@ -1,7 +1,7 @@
 # frozen_string_literal: true
 
 # Fuzzes MultiTenant::Codec.decode: mutated vector tokens and random strings must
-# only ever raise MultiTenant::Rejected. Usage: ruby -Iinitializer_src/lib fuzz_codec.rb COUNT SEED
+# only ever raise MultiTenant::Rejected. Usage: ruby -Isrc/ood_mt/initializer/lib fuzz_codec.rb COUNT SEED
 # Prints one JSON line {"count":..,"reasons":{..},"accepted":..}; exits 1 on any other exception.
 require "json"
 require "codec"

@@ -67,7 +67,7 @@ def ruby_decode(token: str, key: bytes, jobid: str, owner: str) -> dict:
         "puts JSON.generate(p)"
     )
     proc = subprocess.run(
-        ["ruby", "-I", str(REPO / "initializer_src" / "lib"), "-e", program],
+        ["ruby", "-I", str(REPO / "src/ood_mt/initializer" / "lib"), "-e", program],
         input=json.dumps({"t": token, "k": key.hex(), "j": jobid, "o": owner}),
         capture_output=True,
         text=True,

@@ -102,7 +102,7 @@ def test_ruby_decode_only_rejects() -> None:
         [
             "ruby",
             "-I",
-            str(REPO / "initializer_src" / "lib"),
+            str(REPO / "src/ood_mt/initializer" / "lib"),
             str(REPO / "tests" / "protocol" / "fuzz_codec.rb"),
             str(RUBY_COUNT),
             "20260101",

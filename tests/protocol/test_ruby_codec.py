@@ -16,7 +16,7 @@ def test_ruby_codec_passes_vectors() -> None:
     if shutil.which("ruby") is None:
         pytest.fail("ruby is not installed; run scripts/bootstrap.sh")
     proc = subprocess.run(
-        ["ruby", "-I", str(REPO / "initializer_src" / "lib"), str(REPO / "tests" / "protocol" / "codec_test.rb")],
+        ["ruby", "-I", str(REPO / "src/ood_mt/initializer/lib"), str(REPO / "tests/protocol/codec_test.rb")],
         capture_output=True,
         text=True,
         timeout=120,

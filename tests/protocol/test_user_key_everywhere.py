@@ -19,7 +19,6 @@ from ood_mt.app_templates import service_library_text
 from ood_mt.render import INITIALIZER_LIBS, INITIALIZER_SRC
 
 RUBY = """
-require "json"
 ARGV[1].split(",").each { |lib| require File.join(ARGV[0], lib) }
 print MultiTenant::KeyStore.new(key_dir: "/nonexistent", home: ARGV[2]).user_key.unpack1("H*")
 """
@@ -32,14 +31,17 @@ printf '%s' "$MT_KEY_HEX"
 """
 
 
+def _argv(side: str, home: Path, library: Path) -> list[str]:
+    """The command that loads (or creates) HOME's user key with the bash or Ruby copy."""
+    if side == "ruby":
+        return ["ruby", "-W0", "-e", RUBY, str(INITIALIZER_SRC / "lib"), ",".join(INITIALIZER_LIBS), str(home)]
+    return ["bash", "-c", BASH, "user-key", str(library), str(home)]
+
+
 def create_with(side: str, home: Path, library: Path) -> str:
     if side == "python":
         return keys.load_or_create_user_key(home).hex()
-    if side == "ruby":
-        argv = ["ruby", "-W0", "-e", RUBY, str(INITIALIZER_SRC / "lib"), ",".join(INITIALIZER_LIBS), str(home)]
-    else:
-        argv = ["bash", "-c", BASH, "user-key", str(library), str(home)]
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    done = subprocess.run(_argv(side, home, library), capture_output=True, text=True, check=False)
     assert done.returncode == 0, f"{side}: {done.stderr}"
     return done.stdout.strip()
 
@@ -78,7 +80,5 @@ def test_no_side_accepts_a_key_others_can_read(side: str, tmp_path: Path, librar
         with pytest.raises(keys.KeyFileError):
             keys.load_or_create_user_key(home)
         return
-    argv = (["ruby", "-W0", "-e", RUBY, str(INITIALIZER_SRC / "lib"), ",".join(INITIALIZER_LIBS), str(home)]
-            if side == "ruby" else ["bash", "-c", BASH, "user-key", str(library), str(home)])
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    done = subprocess.run(_argv(side, home, library), capture_output=True, text=True, check=False)
     assert done.returncode != 0, f"{side} used a key others can read"

@@ -6,7 +6,8 @@
 #   <prefix>-compute  hostname mtlab-compute  slurmd (waits for slurmctld)
 #   <prefix>-ood      hostname mtlab-ood      OOD layout, Ruby, Slurm client
 # The CNI network here has no DNS plugin, so fixed addresses + /etc/hosts entries name them.
-# /home is a named volume shared by compute and ood, as NFS homes are on a real cluster.
+# /home is a named volume shared by all three, as NFS homes are on a real cluster (the slurm
+# container doubles as the login node).
 #
 # usage: lab/lab_ctl.sh up|down|status|wait|logs [--prefix P] [--subnet 10.89.77] [--seed DIR]
 set -euo pipefail
@@ -79,8 +80,8 @@ up() {
     mapfile -t -O "${#args[@]}" args < <(host_args)
     case "$n" in
       slurm) args+=(--volume "$seed_dir/slurm:/lab-seed/slurm:ro") ;;
-      compute | ood) args+=(--volume "$home_volume:/home") ;;
     esac
+    args+=(--volume "$home_volume:/home")
     podman run "${args[@]}" "localhost/ood-mt-lab-$n:latest" >/dev/null
   done
   wait_ready

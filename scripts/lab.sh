@@ -2,7 +2,7 @@
 # The README's main command: build the kit, bring up the containerised Slurm + OOD lab,
 # deploy the kit with Ansible and run a demo share.
 #
-#   bash scripts/lab.sh [up]   bootstrap, build, images, lab, site.yml, demo share, report
+#   bash scripts/lab.sh [up]   bootstrap, build, wheelhouse, images, lab, site.yml, demo share, report
 #   bash scripts/lab.sh status containers, Slurm, and the card mtrecv sees
 #   bash scripts/lab.sh down   remove the lab's containers, home volume and network
 #
@@ -19,7 +19,7 @@ export PATH="$venv/bin:$PATH"
 export ANSIBLE_CONFIG="${ANSIBLE_CONFIG:-$repo_root/ansible.cfg}"
 mkdir -p "$logs"
 
-total=7
+total=8
 stage_no=0
 run_stage() { # name, description, command...
   local name="$1" what="$2" start rc
@@ -62,11 +62,14 @@ PY
     sed 's/^/  /'
   echo "== demo share"
   python3 "$repo_root/lab/demo_share.py" --report-only | sed 's/^/  /'
+  echo "== mtrecv's terminal on the login node (ood-mt-lab-slurm): ood-mt list"
+  podman exec ood-mt-lab-slurm runuser -l mtrecv -c 'ood-mt list' 2>&1 | sed 's/^/  /' || true
 }
 
 up() {
   run_stage bootstrap "bootstrap (Debian + Python packages)" bash "$repo_root/scripts/bootstrap.sh"
   run_stage build "ood-mt build → build/lab" ood-mt build --site "$site_file" --out "$build_dir"
+  run_stage wheelhouse "wheelhouse for the nodes' ood-mt → build/wheelhouse" bash "$repo_root/scripts/wheelhouse.sh"
   run_stage images "building images (cached by input hash)" "$repo_root/lab/build_images.sh"
   run_stage lab "lab up (MariaDB → slurmdbd → slurmctld → slurmd)" "$repo_root/lab/lab_ctl.sh" up
   run_stage site "ansible-playbook playbooks/site.yml -i inventories/lab" stage_site

@@ -4,9 +4,10 @@ a real share travels from mtpub's service job to mtrecv's dashboard (and not to 
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
-from labhosts import BUILD, WCKEY, as_user, dashboard, host, manifest, wait_for
+from labhosts import BUILD, REPO, WCKEY, as_user, dashboard, host, manifest, wait_for
 from share_flow import cancel, psql_as, running_cards, submit_database, wait_published
 
 
@@ -69,6 +70,30 @@ def test_outsider_cannot_read_group_keys() -> None:
     assert out.rc != 0 and "Permission denied" in out.stderr
 
 
+def listed_jobs(node: str, user: str) -> list[str]:
+    """Job ids of the shares USER's `ood-mt list --json` shows on NODE (a login shell: the
+    command must be on the ordinary PATH)."""
+    out = host(node).run(as_user(user, "ood-mt list --json"))
+    assert out.rc == 0, f"ood-mt list as {user} on {node}: {out.stderr}"
+    return [row["jobid"] for row in json.loads(out.stdout)]
+
+
+@pytest.mark.parametrize("node", ["ood", "slurm", "compute"])
+def test_the_command_is_installed_for_users(node: str) -> None:
+    link = host(node).file("/usr/local/bin/ood-mt")
+    assert link.is_symlink and link.linked_to == "/opt/ood-mt/venv/bin/ood-mt"
+    version = host(node).run(as_user("mtrecv", "ood-mt --version"))
+    assert version.rc == 0, version.stderr
+    wheel = sorted((REPO / "build" / "wheelhouse").glob("ood_multitenant-*.whl"))
+    assert len(wheel) == 1 and wheel[0].name.split("-")[1] in version.stdout, (wheel, version.stdout)
+    # The gate's library is in the virtualenv too (jobs on compute nodes run it).
+    gate = host(node).run("/opt/ood-mt/venv/bin/python -c 'import ood_mt.gate, aiohttp'")
+    assert gate.rc == 0, gate.stderr
+    # The wheelhouse copy is root's and read-only to users.
+    wheelhouse = host(node).file("/opt/ood-mt/wheelhouse")
+    assert (wheelhouse.user, f"{wheelhouse.mode:04o}") == ("root", "0755")
+
+
 def test_end_to_end_database_card() -> None:
     job_id = submit_database("mtpub")
     try:
@@ -92,6 +117,11 @@ def test_end_to_end_database_card() -> None:
         # The outsider sees nothing.
         out = dashboard("mtout")
         assert not [c for c in out["cards"] if c["job_id"] == job_id]
+        # From the terminal: the ood-mt command the role put on the login node (the lab's
+        # slurm head node) and on the compute node (where the Jupyter client runs).
+        for node in ("slurm", "compute"):
+            assert listed_jobs(node, "mtrecv") == [job_id], f"mtrecv's ood-mt list on {node}"
+            assert job_id not in listed_jobs(node, "mtout"), f"mtout's ood-mt list on {node}"
     finally:
         cancel("mtpub", job_id)
     # After the next refresh the card and its connection.yml are gone.

@@ -29,9 +29,15 @@ def test_dashboard_env_no_longer_enables_the_kit() -> None:
     assert settings == []
 
 
-@pytest.mark.parametrize("node", ["ood", "compute"])
+@pytest.mark.parametrize("node", ["ood", "slurm", "compute"])
 def test_keys_and_site_summary_are_gone(node: str) -> None:
     assert not host(node).file("/etc/ood-mt").exists
+
+
+@pytest.mark.parametrize("node", ["ood", "slurm", "compute"])
+def test_the_command_and_its_virtualenv_are_gone(node: str) -> None:
+    assert not host(node).file("/usr/local/bin/ood-mt").exists
+    assert not host(node).file("/opt/ood-mt").exists
 
 
 def conf_settings(text: str) -> dict[str, str]:

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Make the wheelhouse that the ood_mt_cli role copies to OOD hosts, login and compute nodes:
+# the kit's wheel (built from this checkout) and every dependency as a wheel, so the hosts
+# install with `pip --no-index` and need no package index.
+#
+#   bash scripts/wheelhouse.sh [DIR]        # default DIR: build/wheelhouse
+#
+# The dependencies' wheels match this machine's Python and platform (x86_64, CPython 3.11
+# here); build the wheelhouse with the Python the hosts run (docs/admin-guide.md).
+# Idempotent: the kit's wheel is rebuilt every time (old ones removed), dependencies are
+# fetched only when missing.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${1:-$repo_root/build/wheelhouse}"
+python="${OOD_MT_PYTHON:-${OOD_MT_VENV:-$repo_root/.venv}/bin/python}"
+if [[ ! -x "$python" ]]; then
+  python=python3
+fi
+
+mkdir -p "$out"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+
+# The kit's own wheel (its package data: src/ood_mt, pyproject.toml's package-data).
+"$python" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$scratch" "$repo_root"
+rm -f "$out"/ood_multitenant-*.whl
+mv "$scratch"/ood_multitenant-*.whl "$out/"
+kit_wheel="$(ls "$out"/ood_multitenant-*.whl)"
+
+# Dependencies: whatever is already in DIR counts; only what is missing is fetched.
+"$python" -m pip wheel --quiet --disable-pip-version-check --find-links "$out" --wheel-dir "$out" "$kit_wheel"
+echo "wheelhouse: $out ($(find "$out" -name '*.whl' | wc -l) wheels; kit: $(basename "$kit_wheel"))"

@@ -10,14 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ood_mt.app_checks import OOD_STAGED_FILES
 from tests.ood.oodsite import OOD_VERSIONS, OodSite
 
 # Hostile text for every free-text form field and share value: quotes, command
 # substitution, backticks, ;, a newline, a glob and non-ASCII.
 HOSTILE = "a'b\"c $(touch CANARY) `touch CANARY`; touch CANARY\nzweite Zeile ü € * \\ end"
 DEFAULT_VERSION = OOD_VERSIONS[0]
-# OOD's job script and ood_core's helpers, staged next to the kit's files: not the kit's to lint.
-OOD_STAGED_FILES = frozenset({"job_script_content.sh", "ood_core_helpers.sh"})
 
 
 def stage(ood: OodSite, app: Path, form: dict[str, Any], user: str = "mtpub",

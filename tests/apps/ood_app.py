@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ood_mt.app_checks import OOD_STAGED_FILES
 from tests.ood.oodsite import OOD_VERSIONS, OodSite
 
 # Hostile text for every free-text form field and share value: quotes, command

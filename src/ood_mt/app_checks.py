@@ -100,12 +100,20 @@ def shape_problems(app: Path) -> list[AppProblem]:
     return problems
 
 
+def _yaml_error(exc: Exception) -> str:
+    """A YAML error on one line: where, and what."""
+    mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+    if mark is not None and problem:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    return " ".join(str(exc).split())
+
+
 def manifest_problems(app: Path) -> list[AppProblem]:
     """APP's manifest.yml parses, has OOD's keys, none empty, and role batch_connect."""
     try:
         manifest = yaml.safe_load((app / "manifest.yml").read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        return [AppProblem("manifest.yml", f"cannot be read as YAML ({exc})", "correct the file")]
+        return [AppProblem("manifest.yml", f"cannot be read as YAML ({_yaml_error(exc)})", "correct the YAML syntax")]
     if not isinstance(manifest, dict):
         return [AppProblem("manifest.yml", "is not a YAML mapping", "write OOD's keys: " + ", ".join(MANIFEST_KEYS))]
     problems = []
@@ -120,13 +128,15 @@ def manifest_problems(app: Path) -> list[AppProblem]:
 
 
 def yaml_problems(app: Path) -> list[AppProblem]:
-    """Every plain YAML file of APP (``*.yml``, ``*.yaml``; not ERB) parses."""
+    """Every plain YAML file of APP (``*.yml``, ``*.yaml``; not ERB) parses (manifest.yml:
+    ``manifest_problems``)."""
     problems = []
-    for path in sorted(p for p in app.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file()):
+    for path in sorted(p for p in app.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file()
+                       and p != app / "manifest.yml"):
         try:
             yaml.safe_load(path.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, yaml.YAMLError) as exc:
-            problems.append(AppProblem(str(path.relative_to(app)), f"is not valid YAML ({exc})".replace("\n", " "),
+            problems.append(AppProblem(str(path.relative_to(app)), f"is not valid YAML ({_yaml_error(exc)})",
                                        "correct the YAML syntax"))
     return problems
 
@@ -146,7 +156,8 @@ def erb_problems(app: Path, out: Path, groups: Iterable[str]) -> tuple[list[AppP
         return [AppProblem("(ERB files)", f"the ERB check failed ({done.stderr.strip() or done.stdout.strip()})",
                            "check the Ruby installation (erb, yaml, json are in its standard library)")], {}
     fix = "correct the ERB (form values are context.<id> in template/*.erb, bare names in submit.yml.erb)"
-    return [AppProblem(p["file"], f"does not render: {p['message']}".replace("\n", " "), fix)
+    return [AppProblem(p["file"], p["message"].replace("\n", " "), "correct the YAML the file renders to")
+            if p.get("yaml") else AppProblem(p["file"], f"does not render: {p['message']}".replace("\n", " "), fix)
             for p in result["problems"]], result
 
 
@@ -208,13 +219,14 @@ def service_app_problems(app: Path, *, wckey: str, cluster: str, groups: Iterabl
     erb, result = erb_problems(app, rendered, groups)
     problems += erb
     if result:
-        if not any(p.file == "submit.yml.erb" for p in erb) and f"--wckey={wckey}" not in result["native"]:
+        native = result.get("native")
+        if native is not None and f"--wckey={wckey}" not in native:
             problems.append(AppProblem("submit.yml.erb", f"does not ask for the site's WCKey '--wckey={wckey}' in "
-                                       f"script.native (got {result['native']})", "keep the native arguments "
+                                       f"script.native (got {native})", "keep the native arguments "
                                        "`ood-mt new-app` wrote: receivers refuse a share of a job without the "
                                        "site's WCKey"))
         form_file = "form.yml.erb" if (app / "form.yml.erb").is_file() else "form.yml"
-        if not any(p.file == form_file for p in erb) and result["cluster"] != cluster:
+        if native is not None and result["cluster"] != cluster:
             problems.append(AppProblem(form_file, f"runs on cluster {result['cluster']!r}, not the site's "
                                        f"{cluster!r}", f"write 'cluster: \"{cluster}\"' as `ood-mt new-app` does"))
     scripts = staged_scripts(rendered) if rendered.is_dir() else []

@@ -68,10 +68,10 @@ def yaml(file, text)
   data = YAML.safe_load(text, aliases: true)
   return data if data.is_a?(Hash)
 
-  PROBLEMS << { "file" => file, "message" => "does not render to a YAML mapping (got #{data.class})" }
+  PROBLEMS << { "file" => file, "message" => "does not render to a YAML mapping (got #{data.class})", "yaml" => true }
   nil
 rescue Psych::Exception => e
-  PROBLEMS << { "file" => file, "message" => "renders to invalid YAML: #{e.message}" }
+  PROBLEMS << { "file" => file, "message" => "renders to invalid YAML: #{e.message}", "yaml" => true }
   nil
 end
 
@@ -115,7 +115,12 @@ if form
   values["bc_num_hours"] = "1" if values["bc_num_hours"] == ""
 end
 
-result = { "native" => [], "cluster" => form.is_a?(Hash) ? form["cluster"].to_s : "" }
+result = { "native" => nil, "cluster" => form.is_a?(Hash) ? form["cluster"].to_s : "" }
+# Without the form, the values the other files are rendered with are unknown: its problem is the one to fix.
+unless form
+  puts JSON.generate(result.merge("problems" => PROBLEMS))
+  exit
+end
 submit_text = render("submit.yml.erb", OpenStruct.new(values.merge("staged_root" => Pathname.new(OUT)))
                                                  .instance_eval { binding })
 submit = submit_text && yaml("submit.yml.erb", submit_text)

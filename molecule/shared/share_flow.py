@@ -21,18 +21,47 @@ DATABASE_FORM: dict[str, str] = {
     "mt_db_name": "shared", "mt_db_user": "guest", "mt_share_preset": "connection",
 }
 SESSION_ROOT = "ondemand/data/sys/dashboard/batch_connect/sys/mt_database/output"
+# The lab's site-local service (inventories/lab/apps/mt_http_demo, made by `ood-mt new-app`,
+# listed in the lab site file's local_apps): the generic web service, serving a page whose
+# text the receiver checks.
+LOCAL_HTTP_APP = "mt_http_demo"
+LOCAL_HTTP_TEXT = "ood-mt local app says hello"
+LOCAL_HTTP_FORM: dict[str, str] = {
+    "bc_num_hours": "1", "mt_cores": "1", "mt_memory_gb": "1", "bc_account": "", "bc_queue": "",
+    "mt_command": (f'mkdir -p www && echo "{LOCAL_HTTP_TEXT}" > www/index.html && '
+                   'exec python3 -m http.server "$port" --bind 0.0.0.0 --directory www'),
+    "mt_share_audience": "group", "mt_share_group": "mtclass", "mt_share_users": "",
+    "mt_share_mode": "card", "mt_share_preset": "weblink",
+}
+
+
+def _launch(user: str, app: str, form: dict[str, str]) -> str:
+    """Launch the installed APP as `user` through OOD's own code with FORM; return the job id."""
+    form_file = f"/home/{user}/.ood-mt-test-form-{uuid.uuid4()}.json"
+    wrote = host("ood").run(as_user(user, f"umask 077; printf %s {shlex.quote(json.dumps(form))} > {form_file}"))
+    assert wrote.rc == 0, wrote.stderr
+    launched: dict[str, Any] = ood(user, "launch", app, form_file)
+    host("ood").run(as_user(user, f"rm -f {form_file}"))
+    assert launched["ok"], f"OOD could not launch {app} for {user}: {launched['errors']}"
+    return str(launched["job_id"])
 
 
 def submit_database(user: str, **overrides: str) -> str:
     """Launch the installed mt_database service as `user` through OOD; return the job id."""
-    form = {**DATABASE_FORM, **overrides}
-    form_file = f"/home/{user}/.ood-mt-test-form-{uuid.uuid4()}.json"
-    wrote = host("ood").run(as_user(user, f"umask 077; printf %s {shlex.quote(json.dumps(form))} > {form_file}"))
-    assert wrote.rc == 0, wrote.stderr
-    launched: dict[str, Any] = ood(user, "launch", "mt_database", form_file)
-    host("ood").run(as_user(user, f"rm -f {form_file}"))
-    assert launched["ok"], f"OOD could not launch mt_database for {user}: {launched['errors']}"
-    return str(launched["job_id"])
+    return _launch(user, "mt_database", {**DATABASE_FORM, **overrides})
+
+
+def submit_local_http(user: str, **overrides: str) -> str:
+    """Launch the lab's site-local HTTP service (LOCAL_HTTP_APP) as `user` through OOD, shared
+    with group mtclass as a web link card; return the job id."""
+    return _launch(user, LOCAL_HTTP_APP, {**LOCAL_HTTP_FORM, **overrides})
+
+
+def http_get_as(user: str, host_name: str, port: str) -> Any:
+    """GET / of HOST_NAME:PORT as `user` from the OOD host (Ruby's stdlib; prints the body)."""
+    script = 'print Net::HTTP.get(ARGV[0], "/", Integer(ARGV[1]))'
+    return host("ood").run(as_user(user, f"ruby -rnet/http -e {shlex.quote(script)} "
+                                         f"{shlex.quote(host_name)} {shlex.quote(port)}"))
 
 
 def job_state(job_id: str) -> tuple[str, str]:

@@ -12,8 +12,25 @@ import click
 
 from ood_mt import __version__, shares_cli
 from ood_mt.app_templates import AUTHOR_KIND, TemplateError, kind_meta
-from ood_mt.config import SERVICE_KINDS, SiteConfig, SiteConfigError, load_site, schema_doc, validate_app_answers
-from ood_mt.render import SERVICE_TEMPLATE, AppSpec, BuildError, build, render_app, service_context, tree_digest
+from ood_mt.config import (
+    SERVICE_KINDS,
+    SiteConfig,
+    SiteConfigError,
+    inventory_dir,
+    load_site,
+    schema_doc,
+    validate_app_answers,
+)
+from ood_mt.render import (
+    SERVICE_TEMPLATE,
+    AppSpec,
+    BuildError,
+    build,
+    kit_owned_files,
+    render_app,
+    service_context,
+    tree_digest,
+)
 
 SITE_HELP = "Site file: inventories/<site>/group_vars/all/multitenant.yml."
 
@@ -108,21 +125,24 @@ def build_cmd(site_file: str, out_dir: str, digest: bool) -> None:
 @click.option("--kind", default="custom", show_default=True,
               type=click.Choice(SERVICE_KINDS),
               help="Start from one of the built-in services instead of the generic web service.")
-@click.option("--out", "out_dir", default=".", show_default=True, type=click.Path(file_okay=False),
-              help="Directory the new app directory is created in.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="Directory the new app directory is created in "
+                   "[default: the site's inventory directory's apps/, e.g. inventories/mysite/apps].")
 @click.argument("name")
-def new_app_cmd(site_file: str, title: str | None, kind: str, out_dir: str, name: str) -> None:
+def new_app_cmd(site_file: str, title: str | None, kind: str, out_dir: str | None, name: str) -> None:
     """Create a new multitenant service app named NAME, with the site's values filled in.
 
     The same as `cookiecutter cookiecutter-mt-app` but without prompts: the WCKey, groups,
     cluster, key directory and resource limits come from the site file. The new app
     already publishes, gates and shares like the built-in services; edit
-    template/script.sh.erb to start your service (docs/app-author-guide.md).
+    template/script.sh.erb to start your service (docs/app-author-guide.md), then list it in
+    the site file's `local_apps` (the command prints the entry): `ood-mt build` checks it and
+    the roles install it like the built-in services.
 
     \b
     Example:
       ood-mt new-app --site inventories/lab/group_vars/all/multitenant.yml \\
-          --title "RStudio Server" mt_rstudio
+          --title "RStudio Server" mt_rstudio     # creates inventories/lab/apps/mt_rstudio
     """
     site = _load(site_file)
     try:
@@ -137,7 +157,7 @@ def new_app_cmd(site_file: str, title: str | None, kind: str, out_dir: str, name
     if problems:
         click.echo("\n".join(problems), err=True)
         sys.exit(2)
-    out = Path(out_dir)
+    out = Path(out_dir) if out_dir is not None else inventory_dir(Path(site_file)) / "apps"
     if (out / name).exists():
         click.echo(f"ood-mt new-app: {out / name} already exists; choose another NAME or --out.", err=True)
         sys.exit(2)
@@ -150,9 +170,69 @@ def new_app_cmd(site_file: str, title: str | None, kind: str, out_dir: str, name
         except BuildError as exc:
             click.echo(f"ood-mt new-app: {exc}", err=True)
             sys.exit(1)
-    click.echo(f"created {path}: edit template/script.sh.erb, then add it to your site's build")
+    click.echo(f"created {path}: edit template/script.sh.erb, then list it in {site_file}:")
+    click.echo(local_app_entry(Path(site_file), path, name))
+
+
+def local_app_entry(site_file: Path, app: Path, name: str) -> str:
+    """What to add to SITE_FILE for the app made at APP (its `local_apps` entry), and where the
+    app should live when it is not in the inventory."""
+    inventory = inventory_dir(site_file)
+    try:
+        rel = app.absolute().relative_to(inventory)
+    except ValueError:
+        rel = None
+    if rel == Path("apps") / name:
+        entry = f"    - name: {name}"
+    elif rel is not None:
+        entry = f"    - name: {name}\n      path: {rel}"
+    else:
+        entry = f"    - name: {name}\n      path: {app.absolute()}"
+    lines = [f"  multitenant:\n    local_apps:\n{entry}"]
+    if rel is None:
+        lines.append(f"(better: keep the app with the site, in {inventory / 'apps' / name}, and drop `path`)")
+    lines.append(f"then `ood-mt build --site {site_file} --out build/<site>` checks it and lists it in the "
+                 "manifest; the roles install it for the publisher group (docs/app-author-guide.md).")
+    return "\n".join(lines)
+
+
+@main.command("refresh-app")
+@click.argument("app_dir", type=click.Path(file_okay=False, exists=True))
+def refresh_app_cmd(app_dir: str) -> None:
+    """Rewrite the kit-owned files of a service app with the kit's current ones.
+
+    The kit-owned files are the publishing library (template/mt_share.sh) and
+    template/service_helpers.sh; your own files are not touched. `ood-mt build` refuses a
+    site-local app whose kit-owned files differ from what the kit renders now.
+
+    \b
+    Example:
+      ood-mt refresh-app inventories/lab/apps/mt_http_demo
+    """
+    app = Path(app_dir)
+    if not (app / "manifest.yml").is_file() or not (app / "template").is_dir():
+        click.echo(f"ood-mt refresh-app: {app} is not a service app (no manifest.yml and template/); "
+                   "pass the app's directory.", err=True)
+        sys.exit(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            reference = kit_owned_files(Path(tmp))
+        except BuildError as exc:
+            click.echo(f"ood-mt refresh-app: {exc}", err=True)
+            sys.exit(1)
+    changed = []
+    for rel, text in reference.items():
+        dest = app / rel
+        if not dest.is_file() or dest.read_bytes() != text:
+            dest.write_bytes(text)
+            changed.append(rel)
+    click.echo(f"{app}: " + (f"rewrote {', '.join(changed)}" if changed else "the kit-owned files are current"))
 
 
 for _command in (shares_cli.list_command, shares_cli.show_command, shares_cli.audit_command,
                  shares_cli.inspect_command):
     main.add_command(_command)
+
+
+if __name__ == "__main__":
+    main()

@@ -298,12 +298,35 @@ def _service_problems(data: dict[str, Any]) -> list[Problem]:
                     "set enabled: true on at least one of " + ", ".join(SERVICE_APPS), has_value=False)]
 
 
+def builtin_app_names() -> tuple[str, ...]:
+    """The directory names of every built-in app (enabled or not): no site-local app may take one."""
+    return (*(f"mt_{kind}" for kind in (*SERVICE_APPS, *CLIENT_APPS)),
+            *(f"mt_delivery_{kind}" for kind in DELIVERY_APPS))
+
+
+def _local_app_problems(data: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    builtin = builtin_app_names()
+    seen: set[str] = set()
+    for i, entry in enumerate(data["local_apps"]):
+        name, where = entry["name"], f"{TOP_KEY}.local_apps[{i}].name"
+        if name in builtin or name.startswith("mt_delivery_"):
+            problems.append(Problem(where, "is the name of a built-in app (the mt_delivery_ names are the "
+                                    "kit's card views)", "rename the app directory and this entry "
+                                    "(`ood-mt new-app` another NAME); built-in names: " + ", ".join(builtin), name))
+        elif name in seen:
+            problems.append(Problem(where, "is listed twice", "remove the duplicate entry", name))
+        seen.add(name)
+    return problems
+
+
 # (top-level keys a rule reads, the rule): a rule runs once the schema holds for its keys.
 _CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[dict[str, Any]], list[Problem]]], ...] = (
     (("tenant_groups", "tenant_group_pattern"), _audience_problems),
     (("resources",), _limit_problems),
     (("apps",), _engine_problems),
     (("apps",), _service_problems),
+    (("local_apps",), _local_app_problems),
 )
 
 
@@ -353,6 +376,39 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+def inventory_dir(site_file: Path) -> Path:
+    """The directory ``local_apps`` paths are relative to: the parent of the ``group_vars``
+    directory holding SITE_FILE (``inventories/<site>/`` for
+    ``inventories/<site>/group_vars/all/multitenant.yml``, Ansible's inventory_dir); for a site
+    file in no ``group_vars`` directory, the site file's own directory."""
+    folder = Path(site_file).absolute().parent
+    for parent in (folder, *folder.parents):
+        if parent.name == "group_vars":
+            return parent.parent
+    return folder
+
+
+def local_app_dir(site_file: Path, entry: dict[str, Any]) -> Path:
+    """Where a ``local_apps`` ENTRY's app directory is: its ``path`` (default ``apps/<name>``)
+    relative to ``inventory_dir(SITE_FILE)``, or as written when absolute."""
+    path = Path(entry.get("path") or f"apps/{entry['name']}")
+    return path if path.is_absolute() else inventory_dir(site_file) / path
+
+
+@dataclass(frozen=True)
+class LocalApp:
+    """One enabled entry of ``local_apps``: its index in the list, name and directory."""
+
+    index: int
+    name: str
+    source: Path
+
+    @property
+    def key(self) -> str:
+        """Its key path in the site file, for messages."""
+        return f"{TOP_KEY}.local_apps[{self.index}]"
+
+
 @dataclass(frozen=True)
 class SiteConfig:
     """A validated site: ``data`` is the ``multitenant`` mapping with every default filled."""
@@ -369,6 +425,12 @@ class SiteConfig:
 
     def enabled(self, name: str) -> bool:
         return bool(self.data["apps"][name].get("enabled", True))
+
+    def local_apps(self) -> list[LocalApp]:
+        """The enabled site-local services (``local_apps``), their directories resolved
+        (``local_app_dir``)."""
+        return [LocalApp(i, entry["name"], local_app_dir(self.path, entry))
+                for i, entry in enumerate(self.data["local_apps"]) if entry["enabled"]]
 
     def public_summary(self) -> dict[str, Any]:
         """What hosts may know about the site: no secret and no controller path."""

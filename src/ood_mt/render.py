@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import stat
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ import yaml
 from cookiecutter.exceptions import CookiecutterException
 from cookiecutter.main import cookiecutter
 
-from ood_mt import app_templates, share_contract
+from ood_mt import app_checks, app_templates, share_contract
 from ood_mt.config import (
     CLIENT_APPS,
     DELIVERY_APPS,
@@ -78,6 +79,8 @@ class AppSpec:
     role: str  # service | client | delivery
     template: Path
     context: dict[str, Any]
+    # A site-local service (multitenant.local_apps): TEMPLATE is the app itself, copied as it is.
+    local: bool = False
 
 
 def service_context(site: SiteConfig, kind: str, app_slug: str, app_title: str,
@@ -144,6 +147,56 @@ def app_specs(site: SiteConfig) -> list[AppSpec]:
         for kind in DELIVERY_APPS
     ]
     return specs
+
+
+def local_app_specs(site: SiteConfig) -> list[AppSpec]:
+    """The enabled site-local services (``multitenant.local_apps``), in the site file's order."""
+    return [AppSpec(app.name, "service", app.source, {}, local=True) for app in site.local_apps()]
+
+
+def kit_owned_files(workdir: Path) -> dict[str, bytes]:
+    """The kit-owned files of a service (app_checks.KIT_OWNED) as the kit renders them now: a
+    throwaway app of the service template's defaults, rendered in WORKDIR."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with _quiet_cookiecutter_config(workdir) as cfg:
+        spec = AppSpec("mt_kit_reference", "service", SERVICE_TEMPLATE, {"app_slug": "mt_kit_reference"})
+        app = render_app(spec, workdir, cfg)
+    return {rel: (app / rel).read_bytes() for rel in app_checks.KIT_OWNED}
+
+
+def check_local_apps(site: SiteConfig, workdir: Path) -> None:
+    """Run the service apps' static checks (ood_mt.app_checks) on every enabled site-local app;
+    a BuildError lists every problem, each naming the site file, the entry, the app file and
+    the fix. ruby and shellcheck are required once the site lists a local app."""
+    local = site.local_apps()
+    if not local:
+        return
+    try:
+        for tool, why in (("ruby", "it renders the ERB files of site-local apps (multitenant.local_apps) "
+                                   "as OOD does"),
+                          ("shellcheck", "it checks the job scripts of site-local apps (multitenant.local_apps)")):
+            app_checks.require_tool(tool, why)
+    except app_checks.ToolMissing as exc:
+        raise BuildError(f"{site.path}: multitenant.local_apps: {exc}") from exc
+    reference = kit_owned_files(workdir / "kit")
+    d = site.data
+    groups = sorted({d["publisher_group"], *d["tenant_groups"]})
+    lines = []
+    for app in local:
+        try:
+            problems = app_checks.service_app_problems(
+                app.source, wckey=d["wckey"], cluster=d["cluster"], groups=groups, reference=reference,
+                workdir=workdir / f"check-{app.index}")
+        except (app_checks.ToolMissing, OSError, subprocess.SubprocessError) as exc:
+            raise BuildError(f"{site.path}: {app.key} ({app.name}): cannot be checked: {exc}") from exc
+        lines += [f"{site.path}: {app.key} ({app.name}, {app.source}): {p.render()}" for p in problems]
+    if lines:
+        raise BuildError(f"{len(lines)} problem(s) in the site-local apps; nothing was built:\n" + "\n".join(lines))
+
+
+def copy_local_app(spec: AppSpec, apps_dir: Path) -> Path:
+    """Copy a checked site-local app into the build, as it is (the build then sets modes)."""
+    return Path(shutil.copytree(spec.template, apps_dir / spec.name, symlinks=True))
 
 
 def app_access(site: SiteConfig, role: str) -> tuple[str, str, str]:
@@ -309,14 +362,16 @@ def build(site: SiteConfig, out: Path) -> dict[str, Any]:
     out = out.resolve()
     _refuse_foreign_output(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    specs = app_specs(site)
+    specs = app_specs(site) + local_app_specs(site)
     with tempfile.TemporaryDirectory(prefix=".ood-mt-build-", dir=out.parent) as tmp_str:
         tmp = Path(tmp_str)
+        check_local_apps(site, tmp / "checks")
         staging = tmp / "out"
         (staging / "apps").mkdir(parents=True)
         with _quiet_cookiecutter_config(tmp) as cfg:
             for spec in specs:
-                app_dir = render_app(spec, staging / "apps", cfg)
+                app_dir = copy_local_app(spec, staging / "apps") if spec.local else \
+                    render_app(spec, staging / "apps", cfg)
                 if spec.role == "service":
                     stage_share_contract(app_dir / "template")
         render_initializer(site, staging / "initializer" / "ood_multitenant.rb")

@@ -9,24 +9,34 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
 from cookiecutter.main import cookiecutter
 
 from ood_mt.config import CLIENT_APPS as CLIENT_KINDS
 from ood_mt.config import DELIVERY_APPS as DELIVERY_KINDS
 from ood_mt.config import SERVICE_APPS as SERVICE_KINDS
-from ood_mt.config import SiteConfig, load_site
+from ood_mt.config import SiteConfig, load_site, local_app_dir
 from ood_mt.render import CLIENT_TEMPLATE, DELIVERY_TEMPLATE, SERVICE_TEMPLATE, app_specs, build
 
 REPO = Path(__file__).resolve().parents[2]
 SITE_FILE = REPO / "inventories" / "lab" / "group_vars" / "all" / "multitenant.yml"
 
 __all__ = ["CLIENT_KINDS", "CLIENT_TEMPLATE", "DELIVERY_KINDS", "DELIVERY_TEMPLATE", "REPO", "SERVICE_KINDS",
-           "SERVICE_TEMPLATE", "SITE_FILE", "client_context", "delivery_context", "render", "render_all",
-           "service_context", "site"]
+           "SERVICE_TEMPLATE", "SITE_FILE", "client_context", "delivery_context", "lab_doc", "render",
+           "render_all", "service_context", "site"]
 
 
 def lab_site() -> SiteConfig:
     return load_site(SITE_FILE)
+
+
+def lab_doc() -> dict[str, Any]:
+    """The lab site file as parsed YAML, its site-local apps' paths made absolute: a copy of it
+    written anywhere builds the same apps."""
+    raw = yaml.safe_load(SITE_FILE.read_text())
+    for entry in raw["multitenant"].get("local_apps", []):
+        entry["path"] = str(local_app_dir(SITE_FILE, entry))
+    return raw
 
 
 def site() -> dict[str, Any]:
@@ -61,6 +71,6 @@ def render(template: Path, context: dict[str, Any], out_dir: Path) -> Path:
 
 
 def render_all(out_dir: Path) -> dict[str, Path]:
-    """Every built-in app of the lab site, from a real `ood-mt build`: {app name: app dir}."""
+    """Every app of the lab site (its local apps too), from a real `ood-mt build`: {app name: app dir}."""
     manifest = build(lab_site(), out_dir / "build")
     return {app["name"]: out_dir / "build" / "apps" / app["name"] for app in manifest["apps"]}

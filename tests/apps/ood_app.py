@@ -16,8 +16,6 @@ from tests.ood.oodsite import OOD_VERSIONS, OodSite
 # substitution, backticks, ;, a newline, a glob and non-ASCII.
 HOSTILE = "a'b\"c $(touch CANARY) `touch CANARY`; touch CANARY\nzweite Zeile ü € * \\ end"
 DEFAULT_VERSION = OOD_VERSIONS[0]
-# OOD's job script and ood_core's helpers, staged next to the kit's files: not the kit's to lint.
-OOD_STAGED_FILES = frozenset({"job_script_content.sh", "ood_core_helpers.sh"})
 
 
 def stage(ood: OodSite, app: Path, form: dict[str, Any], user: str = "mtpub",

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from tests.apps.app_render import REPO, SITE_FILE
+from tests.apps.app_render import REPO, lab_doc
 
 OOD_MT = REPO / ".venv" / "bin" / "ood-mt"
 DOUBLES = Path(__file__).resolve().parent / "doubles"
@@ -31,7 +31,7 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 def build_suite(work: Path, overrides: dict[str, Any] | None = None) -> Path:
     """Build every app of the lab site (merged with OVERRIDES under `multitenant`) into
     WORK/build; return WORK/build/apps. WORK must be readable by the lab users."""
-    raw = yaml.safe_load(SITE_FILE.read_text())
+    raw = lab_doc()
     raw["multitenant"] = _merge(raw["multitenant"], overrides or {})
     site_file = work / "site.yml"
     site_file.write_text(yaml.safe_dump(raw, sort_keys=False))

@@ -1,4 +1,5 @@
-"""The dashboard and instruction services as real Slurm jobs of mtpub.
+"""The dashboard and instruction services, and the lab's site-local web service, as real
+Slurm jobs of mtpub.
 
 Dashboard: the publisher's own command (python3 -m http.server) serves HTTP; R Shiny is not
 installed on this machine, so the Shiny branch is covered only by test_static.py (render,
@@ -55,6 +56,37 @@ def test_dashboard_command_is_shared_as_a_web_link(
         assert (share["app"], share["preset"], share["delivery"]) == ("dashboard", "weblink", "sys/mt_delivery_default")
         assert (conn["host"], conn["port"]) == (mine["host"], mine["port"])
         assert conn["url"] == f"/rnode/{mine['host']}/{mine['port']}/"
+        page = run_as("mtrecv", ["curl", "--silent", "--fail", "--max-time", "10",
+                                 f"http://{conn['host']}:{conn['port']}/"])
+        assert page.returncode == 0, page.stderr
+        assert marker in page.stdout
+    finally:
+        _stop(run_as, job)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_local_app_is_shared_as_a_web_link(
+    host_slurm: dict[str, str], run_as: Any, built_apps: Path, ood_site: OodSite
+) -> None:
+    """The lab's site-local service (inventories/lab/apps/mt_http_demo, `ood-mt new-app`'s
+    generic web service), as `ood-mt build` ships it, launched by OOD's own code on real Slurm:
+    it publishes a web link to a page the receiver can fetch."""
+    work = shared_render_dir()
+    site_dir = work / "site"
+    site_dir.mkdir(mode=0o755)
+    marker = f"local app page {secrets.token_hex(8)}"
+    (site_dir / "index.html").write_text(f"<p>{marker}</p>\n", encoding="utf-8")
+    (site_dir / "index.html").chmod(0o644)
+    form = {**forms.COMMON, **forms.SHARING, "mt_share_audience": "user", "mt_share_preset": "weblink",
+            "mt_command": f'cd {site_dir} && exec python3 -m http.server "$port" --bind 0.0.0.0'}
+    job, session = submit(ood_site, "mtpub", built_apps / "mt_http_demo", form)
+    try:
+        wait_for(lambda: job_name(run_as, job).startswith("mt1:"), 60, f"job {job} to publish")
+        share = codec.decode(job_token(run_as, job), group_key=_user_key("mtpub"), jobid=job, owner="mtpub")
+        conn, mine = share["conn"], connection(session)
+        assert (share["app"], share["preset"], share["delivery"]) == ("mt_http_demo", "weblink",
+                                                                      "sys/mt_delivery_default")
+        assert (conn["host"], conn["port"]) == (mine["host"], mine["port"])
         page = run_as("mtrecv", ["curl", "--silent", "--fail", "--max-time", "10",
                                  f"http://{conn['host']}:{conn['port']}/"])
         assert page.returncode == 0, page.stderr

@@ -5,21 +5,52 @@ staged scripts under bash -n and shellcheck; views for every preset."""
 from __future__ import annotations
 
 import base64
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from ood_mt.app_checks import service_app_problems, staged_scripts
+from ood_mt.render import kit_owned_files
 from tests.apps import forms
-from tests.apps.app_render import CLIENT_KINDS, SERVICE_KINDS
-from tests.apps.ood_app import HOSTILE, OOD_STAGED_FILES, form_attributes, render_view
-from tests.apps.static_checks import check_manifest
+from tests.apps.app_render import CLIENT_KINDS, SERVICE_KINDS, lab_site
+from tests.apps.ood_app import HOSTILE, form_attributes, render_view
+from tests.apps.static_checks import check_manifest, check_scripts, check_staged_service
 from tests.ood.oodsite import OodSite
+
+# The lab's site-local service (inventories/lab/apps/mt_http_demo, listed in local_apps).
+LOCAL_APP = "mt_http_demo"
 
 
 def test_every_app_is_rendered(rendered_apps: dict[str, Path]) -> None:
     deliveries = [f"mt_delivery_{k}" for k in ("default", "debug", "readfile")]
-    assert sorted(rendered_apps) == sorted([f"mt_{k}" for k in (*SERVICE_KINDS, *CLIENT_KINDS)] + deliveries)
+    local = [app.name for app in lab_site().local_apps()]
+    assert local == [LOCAL_APP]
+    assert sorted(rendered_apps) == sorted([f"mt_{k}" for k in (*SERVICE_KINDS, *CLIENT_KINDS)] + deliveries + local)
+
+
+def test_builtin_services_pass_the_build_checks_of_local_apps(rendered_apps: dict[str, Path],
+                                                              tmp_path: Path) -> None:
+    """The checks `ood-mt build` runs on a site-local app (ood_mt.app_checks) hold for every
+    built-in service as built: one rule for both."""
+    reference = kit_owned_files(tmp_path / "kit")
+    d = lab_site().data
+    for name in [f"mt_{k}" for k in SERVICE_KINDS] + [LOCAL_APP]:
+        problems = service_app_problems(rendered_apps[name], wckey=d["wckey"], cluster=d["cluster"],
+                                        groups=["mtusr", "mtclass"], reference=reference, workdir=tmp_path / name)
+        assert not problems, f"{name}: " + "\n".join(p.render() for p in problems)
+
+
+def test_local_app_form_and_staging_in_ood(built_apps: Path, ood_site: OodSite) -> None:
+    """The lab's site-local service (made by `ood-mt new-app`), as built: its form and staging
+    done by OOD's own code, its staged scripts under bash -n and shellcheck."""
+    app = built_apps / LOCAL_APP
+    attrs = form_attributes(ood_site, app)
+    assert [v for _label, v in attrs["mt_share_preset"]["options"]] == ["weblink", "debug"]
+    assert attrs["mt_command"]["value"] == 'python3 -m http.server "$port" --bind 0.0.0.0'
+    values = {**forms.COMMON, **forms.SHARING, "mt_share_preset": "weblink", "mt_command": HOSTILE}
+    staged = ood_site.stage("mtpub", "4.2.3", LOCAL_APP, values, apps_dir=built_apps)
+    assert "--wckey=multitenant" in staged["native"]
+    check_staged_service(Path(staged["staged_root"]), secret_text="touch CANARY")
 
 
 def test_manifests_have_the_ood_keys(rendered_apps: dict[str, Path]) -> None:
@@ -90,12 +121,10 @@ def test_every_rendered_script_passes_bash_n_and_shellcheck(
 ) -> None:
     scripts = []
     for _name, root, _native in staged_sessions:
-        scripts += sorted(p for p in root.glob("*.sh") if p.name not in OOD_STAGED_FILES)
+        scripts += staged_scripts(root)
     assert len(scripts) >= 4 * 5 + 4 * 2
-    for script in scripts:
-        subprocess.run(["bash", "-n", str(script)], check=True)
-    result = subprocess.run(["shellcheck", "-s", "bash", *map(str, scripts)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout
+    for root in {root for _name, root, _native in staged_sessions}:
+        check_scripts(staged_scripts(root))
 
 
 def test_hostile_values_stay_base64_in_rendered_scripts(staged_sessions: list[tuple[str, Path, list[str]]]) -> None:

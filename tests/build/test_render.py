@@ -16,6 +16,7 @@ import yaml
 from ood_mt.config import load_site
 from ood_mt.app_templates import SERVICE_LIBRARY, SHARED, service_library_text
 from ood_mt.render import INITIALIZER_LIBS, SERVICE_TEMPLATE, build, tree_digest
+from tests.apps.app_render import lab_doc
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_SITE = REPO / "inventories" / "lab" / "group_vars" / "all" / "multitenant.yml"
@@ -115,7 +116,7 @@ def test_manifest_describes_every_file(built):
     names = {a["name"] for a in manifest["apps"]}
     assert names == {"mt_llm", "mt_database", "mt_dashboard", "mt_instruction", "mt_jupyter", "mt_gradio",
                      "mt_cloudbeaver", "mt_codeserver", "mt_delivery_default", "mt_delivery_debug",
-                     "mt_delivery_readfile"}
+                     "mt_delivery_readfile", "mt_http_demo"}  # the last: the lab's site-local service
     for app in manifest["apps"]:
         if app["role"] == "service":
             assert (app["group"], app["dir_mode"]) == ("mtusr", "0750")
@@ -142,7 +143,7 @@ def test_build_output_holds_no_secret_and_normal_modes(built):
 
 @needs_suite
 def test_disabled_apps_are_not_built(tmp_path):
-    doc = yaml.safe_load(LAB_SITE.read_text())
+    doc = lab_doc()
     doc["multitenant"]["apps"]["llm"]["enabled"] = False
     doc["multitenant"]["apps"]["gradio"]["enabled"] = False
     site_file = tmp_path / "multitenant.yml"

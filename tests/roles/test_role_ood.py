@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.apps.app_render import lab_doc
 from tests.roles.ansible_runner import Run, run, tool
 
 
@@ -175,9 +176,7 @@ def test_bad_manifest_is_refused_before_any_change(lab: OodLab) -> None:
 @pytest.mark.skipif(not (Path(tool("ood-mt")).exists()), reason="needs the ood-mt CLI (pip install -e .)")
 def test_real_build_installs_and_is_idempotent(tmp_path: Path, temp_groups: list[str]) -> None:
     """`ood-mt build` output from the lab site file, with its paths pointed into tmp."""
-    from tests.roles.ansible_runner import REPO
-
-    site = yaml.safe_load((REPO / "inventories/lab/group_vars/all/multitenant.yml").read_text())
+    site = lab_doc()  # the lab's site-local app at its absolute path
     lab = OodLab(tmp_path, temp_groups)
     site["multitenant"]["site"] = "t"
     site["multitenant"]["publisher_group"] = lab.publisher

@@ -8,7 +8,17 @@ import json
 
 import pytest
 from labhosts import BUILD, REPO, WCKEY, as_user, dashboard, host, manifest, wait_for
-from share_flow import cancel, psql_as, running_cards, submit_database, wait_published
+from share_flow import (
+    LOCAL_HTTP_APP,
+    LOCAL_HTTP_TEXT,
+    cancel,
+    http_get_as,
+    psql_as,
+    running_cards,
+    submit_database,
+    submit_local_http,
+    wait_published,
+)
 
 
 def test_app_files_match_manifest() -> None:
@@ -94,20 +104,24 @@ def test_the_command_is_installed_for_users(node: str) -> None:
     assert (wheelhouse.user, f"{wheelhouse.mode:04o}") == ("root", "0755")
 
 
+def _published_card(job_id: str) -> dict:
+    """Once JOB_ID (mtpub's) has published: mtrecv's Running card, rendered, showing the host;
+    mtpub's own card (OOD's create_yml) says the share went to mtclass."""
+    wait_published(job_id)
+    # The receiver's next dashboard boot shows a Running card with a usable connection.
+    card = wait_for("mtrecv's Running card", lambda: running_cards(dashboard("mtrecv"), job_id), timeout=90)[0]
+    assert card["token"].startswith("sys/mt_delivery_")
+    assert "render error" not in card["body"] and "OOD renders" not in card["body"], card["body"]
+    assert card["connect"]["host"] in card["body"], card["body"]
+    mine = [c for c in dashboard("mtpub")["cards"] if c["job_id"] == job_id]
+    assert mine and mine[0]["connect"]["mt_share_status"] == "shared with group mtclass", mine
+    return card
+
+
 def test_end_to_end_database_card() -> None:
     job_id = submit_database("mtpub")
     try:
-        wait_published(job_id)
-        # The receiver's next dashboard boot shows a Running card with a usable connection.
-        dash = wait_for("mtrecv's Running card",
-                        lambda: running_cards(dashboard("mtrecv"), job_id), timeout=90)
-        card = dash[0]
-        assert card["token"].startswith("sys/mt_delivery_")
-        assert "render error" not in card["body"] and "OOD renders" not in card["body"], card["body"]
-        assert card["connect"]["host"] in card["body"], card["body"]
-        # The publisher's own card (OOD's create_yml) says what happened to the share.
-        mine = [c for c in dashboard("mtpub")["cards"] if c["job_id"] == job_id]
-        assert mine and mine[0]["connect"]["mt_share_status"] == "shared with group mtclass", mine
+        card = _published_card(job_id)
         conn_path = card["connection_path"]
         query = psql_as("mtrecv", conn_path, "SELECT 6 * 7")
         assert query.rc == 0, f"psql as mtrecv failed: {query.stderr}"
@@ -128,3 +142,28 @@ def test_end_to_end_database_card() -> None:
     after = dashboard("mtrecv")
     assert not [c for c in after["cards"] if c["job_id"] == job_id], after["cards"]
     assert not host("ood").file(conn_path).exists, f"{conn_path} left behind"
+
+
+def test_end_to_end_local_app_card() -> None:
+    """The lab's site-local service (`ood-mt new-app`, listed in local_apps), installed by the
+    roles like the built-in services: gated to the publisher group, and its share reaches
+    mtrecv as a web-link card whose service answers."""
+    entry = next(a for a in manifest()["apps"] if a["name"] == LOCAL_HTTP_APP)
+    assert (entry["role"], entry["group"], entry["dir_mode"]) == ("service", "mtusr", "0750"), entry
+    job_id = submit_local_http("mtpub")
+    try:
+        card = _published_card(job_id)
+        assert card["token"] == "sys/mt_delivery_default", card
+        conn = card["connect"]
+        assert (conn["mt_app"], conn["mt_preset"]) == (LOCAL_HTTP_APP, "weblink"), conn
+        page = http_get_as("mtrecv", conn["host"], conn["port"])
+        assert page.rc == 0 and LOCAL_HTTP_TEXT in page.stdout, f"GET as mtrecv: {page.stdout} {page.stderr}"
+        out = dashboard("mtout")
+        assert not [c for c in out["cards"] if c["job_id"] == job_id]
+        # mtout is not in the publisher group: the app is not readable for it
+        listing = host("ood").run(as_user("mtout", f"ls {entry['dest']}"))
+        assert listing.rc != 0 and "Permission denied" in listing.stderr
+    finally:
+        cancel("mtpub", job_id)
+    after = dashboard("mtrecv")
+    assert not [c for c in after["cards"] if c["job_id"] == job_id], after["cards"]

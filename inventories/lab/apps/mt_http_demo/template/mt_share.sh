@@ -1,0 +1,570 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034  # MT_ERROR is this file's error output, read by its callers (mt_publish.sh)
+# ood-mt codec: the protocol v1 encoder in bash (pure functions: JSON strings, HMAC, the
+# user-list encoding, the token). Byte layout and algorithms: docs/protocol.md; the Python
+# reference (src/ood_mt/codec.py) and tests/vectors/v1.json define the expected bytes
+# (tests/protocol/test_bash_codec.py). The publishing flow that uses it is mt_publish.sh;
+# a service job gets both, in this order, as template/mt_share.sh.
+# Needs bash >= 4.4, coreutils, gzip and openssl (1.1.1 or 3.x); nothing else.
+#
+# This file is included into templates through Jinja, so it must never contain
+# Jinja delimiters (double braces, brace-percent, brace-hash); that is why string
+# lengths are tested with substring expansion instead of the usual length syntax.
+#
+# Secrets: keys travel only in shell variables, through pipes (stdin) and, for
+# `openssl enc`, in one process's environment (-pass env:); never in argv, never
+# printed. Functions that handle keys switch xtrace off while they run.
+#
+# Errors: the functions return non-zero and leave "<why>; <fix>" in MT_ERROR.
+#
+# Test-only hook: MT_TEST_NONCE_HEX (32 hex chars) pins the nonce of
+# mt_encode_token so tests can compare with the reference encoder. Never set it
+# in a real job: a repeated nonce under one key leaks the XOR of two plaintexts.
+
+# Run "$@" with xtrace off (restored afterwards), so `set -x` in a job never echoes keys.
+mt__no_xtrace() {
+  local mt_rc=0
+  if [[ $- == *x* ]]; then
+    set +x
+    "$@" || mt_rc=$?
+    set -x
+    return "$mt_rc"
+  fi
+  "$@"
+}
+
+# Prints the printf format (\xHH...) for a hex string; pure bash, so secrets stay in-process.
+mt__hex_fmt() {
+  local hex="$1" fmt="" i=0
+  while [[ -n "${hex:i:2}" ]]; do
+    fmt+="\\x${hex:i:2}"
+    i=$((i + 2))
+  done
+  printf '%s' "$fmt"
+}
+
+mt__bin_to_hex() {
+  od -An -v -tx1 | tr -d ' \n'
+}
+
+# mt_json_string VALUE: prints VALUE as a JSON string literal (UTF-8 passed through).
+mt_json_string() {
+  local LC_ALL=C
+  local s="$1" i hex ch
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\r'/\\r}
+  s=${s//$'\t'/\\t}
+  for ((i = 1; i < 32; i++)); do
+    printf -v hex '%02x' "$i"
+    # shellcheck disable=SC2059  # the format is the \xHH escape built just above
+    printf -v ch "\\x$hex"
+    s=${s//"$ch"/\\u00$hex}
+  done
+  printf '"%s"' "$s"
+}
+
+# mt_hmac_sha256_hex KEYHEX: HMAC-SHA256 of stdin, printed as hex. KEYHEX: 64 hex chars.
+# RFC 2104 by hand, (K^opad || H((K^ipad) || m)), so the key goes to openssl on stdin only.
+mt_hmac_sha256_hex() {
+  mt__no_xtrace mt__hmac_sha256_hex "$@"
+}
+mt__hmac_sha256_hex() {
+  local -
+  set -o pipefail
+  local keyhex="$1" ipad="" opad="" i byte
+  if ! [[ $keyhex =~ ^[0-9a-f]{64}$ ]]; then
+    MT_ERROR="HMAC key is not 64 lowercase hex characters; check the key file"
+    return 1
+  fi
+  for ((i = 0; i < 64; i += 2)); do
+    byte=$((16#${keyhex:i:2}))
+    printf -v ipad '%s\\x%02x' "$ipad" $((byte ^ 0x36))
+    printf -v opad '%s\\x%02x' "$opad" $((byte ^ 0x5c))
+  done
+  for ((i = 32; i < 64; i++)); do
+    ipad+='\x36'
+    opad+='\x5c'
+  done
+  # shellcheck disable=SC2059  # ipad/opad are \xHH formats built above, not data
+  {
+    printf "$opad"
+    { printf "$ipad" && cat; } | openssl dgst -sha256 -binary
+  } | openssl dgst -sha256 -binary | mt__bin_to_hex
+}
+
+# mt_encode_users UID...: prints the "users" JSON object (Rice-coded sorted unique uid gaps).
+mt_encode_users() {
+  local -
+  set -o pipefail
+  local uid
+  for uid in "$@"; do
+    if ! [[ $uid =~ ^[0-9]{1,10}$ ]] || ((uid > 4294967295)); then
+      MT_ERROR="uid '$uid' is not a number in 0..4294967295; pass numeric uids"
+      return 1
+    fi
+  done
+  if (($# == 0)); then
+    MT_ERROR="the user list is empty; name at least one user"
+    return 1
+  fi
+  local sorted
+  sorted=$(printf '%s\n' "$@" | sort -n -u) || return 1
+  # shellcheck disable=SC2086  # intended: one positional parameter per uid (digits only)
+  set -- $sorted
+  local n=$# first=$1 last="${*: -1}" k=0 mean gap q bits="" nbits=0 ones fmt="" i
+  if ((n > 100000)); then
+    MT_ERROR="$n users is more than the 100000 a share may list; share with a group instead"
+    return 1
+  fi
+  if ((n > 1)); then
+    mean=$(((last - first - (n - 1)) / (n - 1)))
+    while ((mean > 1 && k < 24)); do
+      mean=$((mean >> 1))
+      k=$((k + 1))
+    done
+  fi
+  local prev=$first
+  shift
+  for uid in "$@"; do
+    gap=$((uid - prev - 1))
+    prev=$uid
+    q=$((gap >> k))
+    printf -v ones '%*s' "$q" ''
+    bits+="${ones// /1}0"
+    nbits=$((nbits + q + 1))
+    for ((i = k - 1; i >= 0; i--)); do
+      bits+=$(((gap >> i) & 1))
+    done
+    nbits=$((nbits + k))
+  done
+  while ((nbits % 8)); do
+    bits+=0
+    nbits=$((nbits + 1))
+  done
+  for ((i = 0; i < nbits; i += 8)); do
+    printf -v fmt '%s\\x%02x' "$fmt" "$((2#${bits:i:8}))"
+  done
+  local b64
+  # shellcheck disable=SC2059  # fmt is the \xHH escape string built above
+  b64=$(printf "$fmt" | base64 -w0) || return 1
+  printf '{"n":%d,"first":%d,"k":%d,"bits":"%s"}' "$n" "$first" "$k" "$b64"
+}
+
+# mt_encode_token AUD KV KEYHEX JOBID OWNER PLAINTEXT_FILE: prints the token.
+mt_encode_token() {
+  mt__no_xtrace mt__encode_token gzip "$@"
+}
+# mt_seal_gzipped AUD KV KEYHEX JOBID OWNER GZIP_FILE: the token of an already gzipped
+# plaintext (what the shared vectors give: any valid gzip is allowed, docs/protocol.md).
+mt_seal_gzipped() {
+  mt__no_xtrace mt__encode_token cat "$@"
+}
+# mt__encode_token gzip|cat AUD KV KEYHEX JOBID OWNER FILE: gzip compresses FILE, cat takes it as is.
+mt__encode_token() {
+  local -
+  set -o pipefail
+  local -a compress=(gzip -n -9 -c)
+  [[ $1 == cat ]] && compress=(cat)
+  shift
+  local aud="$1" kv="$2" keyhex="$3" jobid="$4" owner="$5" file="$6"
+  local nonce_hex k_enc k_mac pass ct_hex tag_hex nonce_fmt ct_fmt blob
+  if ! [[ $aud =~ ^~?[A-Za-z0-9_.][A-Za-z0-9_.@-]*$ ]] || [[ -n "${aud:257}" ]]; then
+    MT_ERROR="audience '$aud' is not a group name or ~user; check --group"
+    return 1
+  fi
+  if ! [[ $kv =~ ^[1-9][0-9]{0,8}$ ]]; then
+    MT_ERROR="key version '$kv' is not a positive number; check the key dir's current file"
+    return 1
+  fi
+  if [[ -z $jobid || -z $owner || $jobid == *$'\n'* || $owner == *$'\n'* ]]; then
+    MT_ERROR="job id and owner must be non-empty single-line values; run inside a Slurm job"
+    return 1
+  fi
+  if [[ ! -r $file ]]; then
+    MT_ERROR="plaintext file $file is not readable"
+    return 1
+  fi
+  nonce_hex=${MT_TEST_NONCE_HEX:-}
+  if [[ -z $nonce_hex ]]; then
+    nonce_hex=$(openssl rand -hex 16) || {
+      MT_ERROR="openssl rand failed; check that openssl works on this node"
+      return 1
+    }
+  fi
+  if ! [[ $nonce_hex =~ ^[0-9a-f]{32}$ ]]; then
+    MT_ERROR="nonce is not 32 hex characters (MT_TEST_NONCE_HEX is for tests only)"
+    return 1
+  fi
+  k_enc=$(printf 'ood-mt/1 enc' | mt__hmac_sha256_hex "$keyhex") || return 1
+  k_mac=$(printf 'ood-mt/1 mac' | mt__hmac_sha256_hex "$keyhex") || return 1
+  nonce_fmt=$(mt__hex_fmt "$nonce_hex")
+  # shellcheck disable=SC2059  # \xHH formats built by mt__hex_fmt
+  pass=$(printf "$nonce_fmt" | mt__hmac_sha256_hex "$k_enc") || return 1
+  if ! ct_hex=$("${compress[@]}" <"$file" |
+    MT_ENC_PASS="$pass" openssl enc -aes-256-ctr -pbkdf2 -iter 1 -md sha256 -nosalt \
+      -pass env:MT_ENC_PASS | mt__bin_to_hex); then
+    MT_ERROR="gzip/openssl enc failed; check that gzip and openssl 1.1.1+ are installed on this node"
+    return 1
+  fi
+  ct_fmt=$(mt__hex_fmt "$ct_hex")
+  # shellcheck disable=SC2059  # \xHH formats built by mt__hex_fmt
+  tag_hex=$({
+    printf 'ood-mt/1\n%s\n%s\n%s\n%s\n' "$aud" "$kv" "$jobid" "$owner"
+    printf "$nonce_fmt"
+    printf "$ct_fmt"
+  } | mt__hmac_sha256_hex "$k_mac") || return 1
+  # shellcheck disable=SC2059  # \xHH formats built by mt__hex_fmt
+  blob=$({
+    printf "$nonce_fmt"
+    printf "$ct_fmt"
+    printf "$(mt__hex_fmt "${tag_hex:0:32}")"
+  } | base64 -w0 | tr '+/' '-_' | tr -d '=') || return 1
+  printf 'mt1:%s:%s:%s\n' "$aud" "$kv" "$blob"
+}
+
+# shellcheck shell=bash
+# ood-mt publishing flow: the step of a service job that puts its share into Slurm.
+#
+# Sourced by every multitenant service's after.sh on the compute node, once the
+# service listens:   source "$PWD/mt_share.sh"; mt_publish --app ... --conn k=v ...
+# (template/mt_share.sh is mt_codec.sh, the encoder this file uses, followed by this file.)
+# Same rules as mt_codec.sh: no Jinja delimiters, keys never in argv or printed, xtrace off
+# while keys are handled. Errors: mt_publish prints "<why>; <fix>" as one line to the job
+# output and on the publisher's own card (mt_set_share_status).
+
+MT_NAME_MAX=1023
+MT_TOKEN_MAX=2042
+MT_DEFAULT_KEY_DIR=/etc/ood-mt/keys
+
+# mt_read_group_key KEYDIR GROUP: sets MT_KEY_HEX and MT_KEY_VERSION from the current key.
+mt_read_group_key() {
+  mt__no_xtrace mt__read_group_key "$@"
+}
+mt__read_group_key() {
+  local key_dir="$1" group="$2" current=""
+  local not_member="you are not in group $group or keys are not installed at $key_dir"
+  if [[ -z $group || $group == */* || $group == . || $group == .. ]]; then
+    MT_ERROR="'$group' is not a valid group name; choose one of your tenant groups"
+    return 1
+  fi
+  if [[ ! -r "$key_dir/$group/current" ]]; then
+    MT_ERROR="$not_member (cannot read $key_dir/$group/current); ask your admin to add you or run the ood_mt_keys role"
+    return 1
+  fi
+  mt__key_file_value "$key_dir/$group/current" '[1-9][0-9]{0,8}' current
+  if [[ -z $current ]]; then
+    MT_ERROR="$key_dir/$group/current is malformed (expected a version number); re-run the ood_mt_keys role"
+    return 1
+  fi
+  if [[ ! -r "$key_dir/$group/v$current.key" ]]; then
+    MT_ERROR="$not_member (cannot read $key_dir/$group/v$current.key); ask your admin to add you or run the ood_mt_keys role"
+    return 1
+  fi
+  # Receivers refuse a group whose previous key file is malformed (ood_mt.keys); so does this.
+  local previous="$key_dir/$group/v$((current - 1)).key" previous_key=""
+  if ((current > 1)) && [[ -e $previous ]]; then
+    mt__key_file_value "$previous" '[0-9a-f]{64}' previous_key
+    if [[ -z $previous_key ]]; then
+      MT_ERROR="$previous is malformed (expected 64 hex characters); re-run the ood_mt_keys role"
+      return 1
+    fi
+  fi
+  mt__load_key "$key_dir/$group/v$current.key" "$current" "re-run the ood_mt_keys role"
+}
+
+# mt__key_file_value FILE PATTERN VAR: sets VAR to FILE's value when the whole file is PATTERN
+# and at most one line end (\n, \r\n or \r), else to "": exactly what ood_mt.keys accepts
+# (pinned by tests/vectors/key_files.json). Reads at most 100 bytes.
+mt__key_file_value() {
+  local text="" eol=$'(\n|\r\n|\r)?' length
+  { IFS= read -r -d '' -n 100 text <"$1"; } 2>/dev/null || true
+  # The size check catches what `read` cannot see: anything after a NUL byte.
+  length=$(printf '%s' "$text" | wc -c)
+  if [[ $text =~ ^($2)$eol$ ]] && [[ $(stat -L -c %s "$1" 2>/dev/null) == "$length" ]]; then
+    printf -v "$3" '%s' "${BASH_REMATCH[1]}"
+  else
+    printf -v "$3" '%s' ""
+  fi
+}
+
+# mt__load_key FILE VERSION FIX: sets MT_KEY_HEX from FILE (64 lowercase hex characters) and
+# MT_KEY_VERSION to VERSION; otherwise MT_ERROR names FILE and ends with FIX.
+mt__load_key() {
+  local key=""
+  mt__key_file_value "$1" '[0-9a-f]{64}' key
+  if [[ -z $key ]]; then
+    MT_ERROR="$1 is malformed (expected 64 hex characters); $3"
+    return 1
+  fi
+  MT_KEY_HEX=$key
+  MT_KEY_VERSION=$2
+}
+
+# mt_user_key: sets MT_KEY_HEX (and MT_KEY_VERSION=1) from ~/.ood-mt/user.key, creating it if missing.
+mt_user_key() {
+  mt__no_xtrace mt__user_key "$@"
+}
+mt__user_key() {
+  local dir="${HOME:?}/.ood-mt" file tmp mode
+  file="$dir/user.key"
+  if [[ ! -d $dir ]]; then
+    (umask 077 && mkdir -p "$dir") || {
+      MT_ERROR="cannot create $dir; check that your home directory is writable"
+      return 1
+    }
+  fi
+  mode=$(stat -c '%a' "$dir") || return 1
+  if [[ -L $dir || $((8#$mode & 8#077)) -ne 0 ]]; then
+    MT_ERROR="$dir is accessible to others (mode $mode); run: chmod 700 $dir"
+    return 1
+  fi
+  if [[ ! -e $file ]]; then
+    tmp="$dir/.user.key.$$.$RANDOM"
+    # The temp file is born 0600; `ln` fails if another process created the key first.
+    (umask 077 && openssl rand -hex 32 >"$tmp") || {
+      rm -f "$tmp"
+      MT_ERROR="cannot write $tmp; check your home directory quota and openssl"
+      return 1
+    }
+    ln "$tmp" "$file" 2>/dev/null || true
+    rm -f "$tmp"
+  fi
+  mode=$(stat -c '%a' "$file" 2>/dev/null) || {
+    MT_ERROR="cannot read $file; remove it to get a new key"
+    return 1
+  }
+  if [[ -L $file || ! -f $file || $((8#$mode & 8#077)) -ne 0 ]]; then
+    MT_ERROR="$file is accessible to others (mode $mode); delete it (shares made with it are exposed) to get a new one"
+    return 1
+  fi
+  mt__load_key "$file" 1 "delete it to get a new key"
+}
+
+# mt_conn_param NAME VALUE: sets the shell variable NAME so that OOD's create_yml, which
+# writes `echo -e "NAME: $NAME"` into connection.yml after after.sh returns, produces a
+# YAML double-quoted string equal to VALUE: backslashes doubled for echo -e and again for
+# YAML, double quotes escaped, control characters turned into spaces. NAME must be listed
+# in the app's submit.yml.erb conn_params. Without this a value such as "not shared: x"
+# would make connection.yml invalid YAML (and OOD's sessions page fail).
+mt_conn_param() {
+  local value="$2"
+  value=${value//[[:cntrl:]]/ }
+  value=${value//\\/\\\\\\\\}
+  value=${value//\"/\\\"}
+  printf -v "$1" '"%s"' "$value"
+}
+
+# mt_set_share_status TEXT: the sharing status line on the publisher's own card (the
+# conn_param mt_share_status every service lists). The one writer of that line.
+mt_set_share_status() {
+  mt_conn_param mt_share_status "$1"
+}
+
+# mt__check_contract PLAINTEXT_FILE: the share contract's own checker, staged next to this
+# file by `ood-mt build` (share_contract.py + share_contract.json), run on the plaintext so
+# the publisher learns at once what receivers would refuse (and a secret sent to selected
+# users, which only looks private). Prints the violation; returns 1.
+# Without the checker (an app not built by ood-mt build) or python3, receivers still check.
+mt__check_contract() {
+  [[ -f ./share_contract.py && -f ./share_contract.json ]] || return 0
+  command -v python3 >/dev/null 2>&1 || return 0
+  { python3 ./share_contract.py "$1" >/dev/null; } 2>&1
+}
+
+mt__fail() {
+  local why="$1"
+  printf 'ood-mt: share not published: %s\n' "${why//$'\n'/ }" >&2
+  mt_set_share_status "not shared: ${why//$'\n'/ }" || true
+  return 1
+}
+
+# mt_publish --app APP --title TITLE --preset PRESET --mode card|form --delivery sys/APP
+#            --audience none|user|group|users [--group G] [--users "u1,u2"] [--key-dir DIR]
+#            --conn key=value [--conn key=value ...]
+# Encrypts the share and puts it in this job's name (and comment). Never cancels the job.
+mt_publish() {
+  mt__no_xtrace mt__publish "$@"
+}
+mt__publish() {
+  local -
+  set -o pipefail
+  local app="" title="" preset="" mode="" delivery="" audience="" group="" users=""
+  local key_dir=$MT_DEFAULT_KEY_DIR conn_json="" conn_keys="," arg key value
+  MT_ERROR=""
+  while (($#)); do
+    arg=$1
+    if [[ $arg != --* ]]; then
+      mt__fail "unexpected argument '$arg'; see the mt_publish usage in mt_share.sh"
+      return 1
+    fi
+    if (($# < 2)); then
+      mt__fail "option $arg needs a value; see the mt_publish usage in mt_share.sh"
+      return 1
+    fi
+    value=$2
+    shift 2
+    case $arg in
+    --app) app=$value ;;
+    --title) title=$value ;;
+    --preset) preset=$value ;;
+    --mode) mode=$value ;;
+    --delivery) delivery=$value ;;
+    --audience) audience=$value ;;
+    --group) group=$value ;;
+    --users) users=$value ;;
+    --key-dir) key_dir=$value ;;
+    --conn)
+      key=${value%%=*}
+      if [[ $value != *=* ]] || ! [[ $key =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
+        mt__fail "--conn '$key' is not key=value with a key of letters, digits and _; fix the service template"
+        return 1
+      fi
+      if [[ $conn_keys == *",$key,"* ]]; then
+        mt__fail "--conn $key given twice; pass each connection key once"
+        return 1
+      fi
+      conn_keys+="$key,"
+      conn_json+="${conn_json:+,}$(mt_json_string "$key"):$(mt_json_string "${value#*=}")"
+      ;;
+    *)
+      mt__fail "unknown option $arg; see the mt_publish usage in mt_share.sh"
+      return 1
+      ;;
+    esac
+  done
+  [[ -n $app ]] || { mt__fail "--app is missing; fix the service template"; return 1; }
+  [[ $mode == card || $mode == form ]] || {
+    mt__fail "--mode '$mode' is not card or form; pick one in the form"
+    return 1
+  }
+  [[ $delivery == sys/?* ]] || {
+    mt__fail "--delivery '$delivery' is not sys/<app>; fix the service template"
+    return 1
+  }
+  case $audience in
+  none)
+    mt_set_share_status "not shared"
+    return 0
+    ;;
+  user | group | users) ;;
+  *)
+    mt__fail "--audience '$audience' is not none, user, group or users; pick one in the form"
+    return 1
+    ;;
+  esac
+  if [[ -z ${SLURM_JOB_ID:-} ]]; then
+    mt__fail "SLURM_JOB_ID is not set; mt_publish runs inside a Slurm job (after.sh)"
+    return 1
+  fi
+  local owner aud status users_json="" n_users=0
+  owner=$(id -un) || { mt__fail "cannot find your user name (id -un failed)"; return 1; }
+  if [[ $audience == user ]]; then
+    mt__user_key || { mt__fail "$MT_ERROR"; return 1; }
+    aud="~$owner"
+    status="shared with you only"
+  else
+    if [[ -z $group ]]; then
+      mt__fail "--group is missing for audience $audience; choose a tenant group in the form"
+      return 1
+    fi
+    mt__read_group_key "$key_dir" "$group" || { mt__fail "$MT_ERROR"; return 1; }
+    aud=$group
+    status="shared with group $group"
+  fi
+  if [[ $audience == users ]]; then
+    local -a names=() uids=()
+    local name found line uid
+    IFS=', ' read -r -a names <<<"$users"
+    if [[ -z ${names[0]:-} ]]; then
+      mt__fail "no users listed; enter user names separated by commas"
+      return 1
+    fi
+    for name in "${names[@]}"; do
+      if ! [[ $name =~ ^[A-Za-z0-9_.][A-Za-z0-9_.@-]*$ ]]; then
+        mt__fail "'$name' is not a valid user name; enter user names separated by commas"
+        return 1
+      fi
+    done
+    # One getent call for the whole list; its exit status only says "some were missing".
+    found=$(getent passwd "${names[@]}") || true
+    local -A uid_of=()
+    while IFS=: read -r line _ uid _; do
+      [[ -n $line ]] && uid_of[$line]=$uid
+    done <<<"$found"
+    local unknown=""
+    for name in "${names[@]}"; do
+      if [[ -n ${uid_of[$name]:-} ]]; then
+        uids+=("${uid_of[$name]}")
+      else
+        unknown+="${unknown:+, }$name"
+      fi
+    done
+    if [[ -n $unknown ]]; then
+      mt__fail "unknown user(s): $unknown; check the spelling of the user names"
+      return 1
+    fi
+    users_json=$(mt_encode_users "${uids[@]}") || { mt__fail "$MT_ERROR"; return 1; }
+    n_users=$(printf '%s\n' "${uids[@]}" | sort -u | wc -l)
+    status="shared with $n_users listed users of group $group"
+  fi
+  local work plaintext token name comment="" created session out size
+  created=$(date +%s)
+  session=$(basename "$PWD")
+  work=$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/ood-mt.XXXXXX") || {
+    mt__fail "cannot create a private temp dir in ${TMPDIR:-/tmp}; check TMPDIR"
+    return 1
+  }
+  plaintext="$work/plain.json"
+  (
+    umask 077
+    printf '{"v":1,"app":%s,"title":%s,"preset":%s,"mode":%s,"delivery":%s,"session":%s,"created":%d,"conn":%s' \
+      "$(mt_json_string "$app")" "$(mt_json_string "$title")" "$(mt_json_string "$preset")" \
+      "$(mt_json_string "$mode")" "$(mt_json_string "$delivery")" "$(mt_json_string "$session")" \
+      "$created" "{$conn_json}" >"$plaintext"
+    if [[ -n $users_json ]]; then
+      printf ',"users":%s' "$users_json" >>"$plaintext"
+    fi
+    printf '}' >>"$plaintext"
+  ) || {
+    rm -rf "$work"
+    mt__fail "cannot write the share in $work; check TMPDIR"
+    return 1
+  }
+  local broken
+  if ! broken=$(mt__check_contract "$plaintext"); then
+    rm -rf "$work"
+    unset MT_KEY_HEX
+    mt__fail "the share contract refuses this share ($broken); fix that value or the audience in the form or the service template"
+    return 1
+  fi
+  if ! mt__encode_token gzip "$aud" "$MT_KEY_VERSION" "$MT_KEY_HEX" "$SLURM_JOB_ID" "$owner" "$plaintext" \
+    >"$work/token"; then
+    rm -rf "$work"
+    unset MT_KEY_HEX
+    mt__fail "${MT_ERROR:-encoding failed}"
+    return 1
+  fi
+  unset MT_KEY_HEX
+  token=$(<"$work/token")
+  rm -rf "$work"
+  if [[ -n ${token:MT_TOKEN_MAX} ]]; then
+    size=$(printf '%s' "$token" | wc -c)
+    mt__fail "the share is $size characters, Slurm's JobName + Comment hold $MT_TOKEN_MAX; shorten the title or connection values, or share with a group instead of a user list"
+    return 1
+  fi
+  name=${token:0:MT_NAME_MAX}
+  if [[ -n ${token:MT_NAME_MAX} ]]; then
+    comment="mt1c:${token:MT_NAME_MAX}"
+  fi
+  local -a update=(update "JobId=$SLURM_JOB_ID" "JobName=$name")
+  if [[ -n $comment ]]; then
+    update+=("Comment=$comment")
+  fi
+  if ! out=$(scontrol "${update[@]}" 2>&1); then
+    mt__fail "scontrol update failed: ${out:-no output}; check that slurmctld is reachable, then restart the session"
+    return 1
+  fi
+  mt_set_share_status "$status"
+}

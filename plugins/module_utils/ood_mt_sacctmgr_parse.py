@@ -2,7 +2,8 @@
 
 No Ansible, no subprocess: every function takes text and returns values, so the unit tests
 run them on output captured from a real Slurm (tests/onboarding/sacctmgr_samples/).
-Imported by the module as `ansible.module_utils.ood_mt_sacctmgr_parse` (role-local module_utils).
+Imported by the module as
+`ansible_collections.ood_mt.multitenant.plugins.module_utils.ood_mt_sacctmgr_parse`.
 
 Where WCKeys are not enforced users choose any WCKey string, `|` and newlines included, and
 slurmdbd records an association for it. So no listing read here holds another user's WCKey:

@@ -9,7 +9,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Set
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.ood_mt_sacctmgr_parse import (
+from ansible_collections.ood_mt.multitenant.plugins.module_utils.ood_mt_sacctmgr_parse import (
     ActiveJob,
     WckeyModuleError,
     cluster_from_slurm_conf,
@@ -23,7 +23,7 @@ from ansible.module_utils.ood_mt_sacctmgr_parse import (
     unrecorded_jobs,
     wckeys_held,
 )
-from ansible.module_utils.ood_mt_wckey_plan import (
+from ansible_collections.ood_mt.multitenant.plugins.module_utils.ood_mt_wckey_plan import (
     Plan,
     active_jobs_message,
     association_argvs,

@@ -59,7 +59,7 @@ description:
   - Slurm stores WCKeys and user names in lower case; both are compared case-insensitively
     and reported in lower case.
   - With O(ensure_default_wckey), users who have no WCKey association at all on the cluster
-    (read for the users being added only: their row count, then their WCKeys) first get the
+    (read for the users being added only, first their row count, then their WCKeys) first get the
     empty WCKey C("") as their default. Under
     C(AccountingStorageEnforce=wckeys) a user without any WCKey association cannot submit
     any job, and a user's first WCKey becomes its default, so without this step a newly
@@ -135,12 +135,12 @@ author:
 
 EXAMPLES = r"""
 - name: Onboard the class to the multitenant WCKey
-  sacctmgr_wckey:
+  ood_mt.multitenant.sacctmgr_wckey:
     wckey: multitenant
     users: "{{ class_roster }}"
 
 - name: Offboard two users on a named cluster, cancelling their jobs under the WCKey
-  sacctmgr_wckey:
+  ood_mt.multitenant.sacctmgr_wckey:
     wckey: multitenant
     users: [alice, bob]
     state: absent

@@ -155,7 +155,7 @@ def wckeys_held(text: str, users: Sequence[str], counts: Counter) -> Dict[str, L
             current[1].append(line)  # the WCKey of the record before held a newline
         elif line:
             raise WckeyModuleError(f"unexpected sacctmgr output line {number}: {line!r} (expected '<user>|<wckey>')")
-    parsed: Counter = Counter(user for user, _ in records)
+    parsed: Counter = Counter(user for user, _wckey in records)
     differ = sorted(user for user in set(parsed) | set(counts) if parsed[user] != counts[user])
     if differ:
         raise WckeyModuleError(

@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: ood-multitenant contributors
+# SPDX-License-Identifier: MIT
 """Ansible module: compare the build manifest with what is installed on an OOD host (read-only).
 
 It answers, in one call instead of one stat per file: which directories and files are
@@ -8,16 +10,6 @@ directories the manifest no longer lists, and which previously installed apps
 """
 
 from __future__ import annotations
-
-import grp
-import hashlib
-import json
-import os
-import pwd
-import stat
-from typing import Any, Optional
-
-from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 ---
@@ -47,7 +39,8 @@ options:
     required: true
   state_file:
     description:
-      - JSON record of the apps installed by earlier runs, an object whose C(apps) list holds C(name) and C(dest) of each.
+      - JSON record of the apps installed by earlier runs, an object whose C(apps) list holds
+        C(name) and C(dest) of each.
       - A missing file means nothing was installed before.
     type: path
     required: true
@@ -55,7 +48,7 @@ notes:
   - Only an app recorded in O(state_file) whose directory is named after it and starts with
     C(mt_) is ever reported in RV(removed_apps).
 author:
-  - ood-multitenant contributors
+  - ood-multitenant contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -101,6 +94,17 @@ pending:
   returned: always
   type: bool
 """
+
+
+import grp
+import hashlib
+import json
+import os
+import pwd
+import stat
+from typing import Any, Optional
+
+from ansible.module_utils.basic import AnsibleModule
 
 
 class PlanError(Exception):

@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: ood-multitenant contributors
+# SPDX-License-Identifier: MIT
 """Ansible module: set one parameter of a Slurm config file, or edit its comma list.
 
 Slurm's parser matches keys case-insensitively and, when a key appears twice, uses the
@@ -7,13 +9,6 @@ every comment) byte for byte as it was.
 """
 
 from __future__ import annotations
-
-import os
-import re
-import tempfile
-from typing import Optional
-
-from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 ---
@@ -74,7 +69,7 @@ options:
     type: bool
     default: false
 author:
-  - ood-multitenant contributors
+  - ood-multitenant contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -126,6 +121,14 @@ backup_file:
   type: str
 """
 
+
+import os
+import re
+import tempfile
+from typing import Optional
+
+from ansible.module_utils.basic import AnsibleModule
+
 # `Key = value  # comment`; Slurm allows no spaces inside a value of these keys.
 _LINE = re.compile(r"^(?P<lead>\s*)(?P<key>[A-Za-z][A-Za-z0-9_]*)(?P<eq>\s*=\s*)(?P<value>\S*)(?P<rest>.*)$")
 
@@ -165,9 +168,8 @@ def edit_text(text: str, key: str, value: Optional[str], members: Optional[list[
     previous = None
     match = None
     if index is not None:
-        match = _LINE.match(lines[index].rstrip("\n"))
-        assert match is not None
-        previous = match.group("value")
+        match = _LINE.match(lines[index].rstrip("\n"))  # find_last_line found it with _LINE
+        previous = match.group("value") if match else None
 
     if members is not None:
         current_members = [m for m in (previous or "").split(",") if m]
@@ -181,14 +183,13 @@ def edit_text(text: str, key: str, value: Optional[str], members: Optional[list[
     if new_value == previous:
         return text, previous, new_value
     if new_value is None:
-        assert index is not None
-        del lines[index]
-    elif index is None:
+        if index is not None:  # always: new_value differs from previous, so the key was there
+            del lines[index]
+    elif index is None or match is None:
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
         lines.append(f"{key}={new_value}\n")
     else:
-        assert match is not None
         ending = "\n" if lines[index].endswith("\n") else ""
         lines[index] = (f"{match.group('lead')}{match.group('key')}{match.group('eq')}"
                         f"{new_value}{match.group('rest')}{ending}")

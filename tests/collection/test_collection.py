@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.build.test_contract_copies import walk
+
 REPO = Path(__file__).resolve().parents[2]
 LAB = REPO / ".lab"
 # The oldest and newest ansible-core the collection supports (meta/runtime.yml, README); 2.16 is
@@ -58,16 +60,6 @@ def test_the_supported_range_is_stated_once_per_place() -> None:
     assert f"ansible-core {SUPPORTED[0]} to {SUPPORTED[1]}" in readme
 
 
-def _walk(node: Any) -> Iterator[tuple[str, Any]]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield str(key), value
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _walk(item)
-
-
 def test_the_checkout_names_roles_and_plugins_by_fqcn() -> None:
     """A short name works in the checkout only by accident and fails in the installed collection."""
     files = [*REPO.glob("roles/*/tasks/*.yml"), *REPO.glob("roles/*/handlers/*.yml"), *REPO.glob("playbooks/*.yml"),
@@ -77,7 +69,7 @@ def test_the_checkout_names_roles_and_plugins_by_fqcn() -> None:
         where = str(path.relative_to(REPO))
         text = path.read_text()
         short += [(where, m.group(1)) for m in re.finditer(r"\|\s*(ood_mt_site_problems|ood_mt_group_key)\b", text)]
-        for key, value in _walk(yaml.safe_load(text)):
+        for key, value in walk(yaml.safe_load(text)):
             names: list[Any] = []
             if key in ("role", "import_playbook"):
                 names = [value]

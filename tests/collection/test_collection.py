@@ -34,6 +34,7 @@ LAB = REPO / ".lab"
 SUPPORTED = ("2.16", "2.19")
 MODULES = sorted(path.stem for path in (REPO / "plugins" / "modules").glob("*.py"))
 PLAYBOOKS = sorted(path.stem for path in (REPO / "playbooks").glob("*.yml"))
+FILTERS = sorted(path.stem for path in (REPO / "plugins" / "filter").glob("*.yml"))  # their docs
 GALAXY = yaml.safe_load((REPO / "galaxy.yml").read_text())
 FQCN = f"{GALAXY['namespace']}.{GALAXY['name']}"
 SHIM = Path(__file__).resolve().parent / "get_pip_offline.py"
@@ -177,6 +178,14 @@ def test_ansible_doc_shows_every_module(installed: Installed) -> None:
     listed = installed.run("ansible-doc", "--list", FQCN)
     assert listed.returncode == 0, listed.stderr
     assert {f"{FQCN}.{m}" for m in MODULES} <= set(re.findall(r"^(\S+)", listed.stdout, re.M))
+
+
+def test_ansible_doc_shows_every_filter(installed: Installed) -> None:
+    assert FILTERS == ["ood_mt_group_key", "ood_mt_site_problems"]
+    for name in FILTERS:
+        done = installed.run("ansible-doc", "-t", "filter", f"{FQCN}.{name}")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"{FQCN}.{name}" in done.stdout and "EXAMPLES" in done.stdout, done.stdout
 
 
 def test_every_playbook_passes_syntax_check(installed: Installed) -> None:

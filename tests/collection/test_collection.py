@@ -87,21 +87,28 @@ def test_the_checkout_names_roles_and_plugins_by_fqcn() -> None:
 # ------------------------------------------------------------------ ansible-core venvs, build, install
 
 
+# What the filters need of the kit's package beyond ansible-core's own dependencies (the package
+# itself comes from src/ on PYTHONPATH: a controller has it installed next to Ansible).
+FILTER_DEPENDENCIES = ("jsonschema",)
+
+
 def ansible_core(version: str) -> Path:
-    """bin/ of a venv holding ansible-core VERSION.*, made once and reused while its version fits."""
+    """bin/ of a venv holding ansible-core VERSION.* (and FILTER_DEPENDENCIES), made once and
+    reused while it fits."""
     if version == "dev":
         return Path(sys.executable).parent
     venv = LAB / f"ansible-core-{version}"
     python = venv / "bin" / "python"
-    probe = [str(python), "-c", "import ansible.release as r; print(r.__version__)"]
+    probe = [str(python), "-c", f"import ansible.release as r, {', '.join(FILTER_DEPENDENCIES)}; print(r.__version__)"]
     if python.exists():
         done = subprocess.run(probe, capture_output=True, text=True, check=False)
         if done.returncode == 0 and done.stdout.startswith(f"{version}."):
             return venv / "bin"
     LAB.mkdir(exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"ansible-core=={version}.*"], check=True,
-                   timeout=900)
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"ansible-core=={version}.*",
+                    *FILTER_DEPENDENCIES], check=True, timeout=900)
     done = subprocess.run(probe, capture_output=True, text=True, check=True)
     assert done.stdout.startswith(f"{version}."), done.stdout
     return venv / "bin"
@@ -126,9 +133,11 @@ class Installed:
                    ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", PATH=f"{self.bin}:{env.get('PATH', '')}")
         return env
 
-    def run(self, *argv: str, cwd: Path | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(self.bin / argv[0]), *argv[1:]], cwd=cwd or self.home, env=self.env(),
-                              capture_output=True, text=True, timeout=timeout, check=False)
+    def run(self, *argv: str, cwd: Path | None = None, timeout: int = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(self.bin / argv[0]), *argv[1:]], cwd=cwd or self.home,
+                              env={**self.env(), **(env or {})}, capture_output=True, text=True, timeout=timeout,
+                              check=False)
 
 
 def build_and_install(version: str, scratch: Path) -> Installed:
@@ -220,6 +229,31 @@ def test_the_modules_run_from_the_installed_collection(installed: Installed) -> 
     done = installed.run("ansible-playbook", "-i", "localhost,", str(play))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "AccountingStorageEnforce=associations,wckeys" in conf.read_text()
+
+
+def test_the_filters_and_the_site_check_run_from_the_installed_collection(installed: Installed) -> None:
+    """The filters get the site variable as each ansible-core passes it (2.19 tags its values) and
+    answer as `ood-mt validate` and ood_mt.keys do; role ood_mt_site includes by FQCN."""
+    from ood_mt.keys import derive_group_key
+
+    site = REPO / "inventories" / "lab" / "group_vars" / "all" / "multitenant.yml"
+    play = installed.home / "filters.yml"
+    play.write_text(yaml.safe_dump([{
+        "name": "Filters", "hosts": "localhost", "connection": "local", "gather_facts": False,
+        "tasks": [
+            {"name": "Check the site", "ansible.builtin.include_role": {"name": f"{FQCN}.ood_mt_site"},
+             "vars": {"ood_mt_site_keys": ["site", "keys", "tenant_groups"]}},
+            {"name": "Derive a key", "ansible.builtin.set_fact": {
+                "key": f"{{{{ '{'ab' * 32}' | {FQCN}.ood_mt_group_key('cs101', 2) }}}}",
+                "problems": f"{{{{ multitenant | combine({{'tenant_groups': ['bad group!']}}) "
+                            f"| {FQCN}.ood_mt_site_problems(['tenant_groups']) }}}}"}},
+            {"name": "Show", "ansible.builtin.debug": {"msg": "key={{ key }} problems={{ problems | to_json }}"}},
+        ]}]))
+    done = installed.run("ansible-playbook", "-i", "localhost,", str(play), "-e", f"@{site}",
+                         env={"PYTHONPATH": str(REPO / "src")})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"key={derive_group_key(bytes.fromhex('ab' * 32), 'cs101', 2).hex()} " in done.stdout
+    assert "tenant_groups[0]: is not a valid POSIX group name (got 'bad group!')" in done.stdout
 
 
 # ------------------------------------------------------------------ ansible-test sanity

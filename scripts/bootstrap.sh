@@ -61,3 +61,6 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
 else
   echo "bootstrap: Python packages already present in $venv"
 fi
+
+# The checkout as the Ansible collection ood_mt.multitenant (for the lab, the tests, Molecule).
+bash "$repo_root/scripts/collection_link.sh"

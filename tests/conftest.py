@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, Iterator, Sequence, Union
 
@@ -28,10 +29,19 @@ Command = Union[str, Sequence[str]]
 RunAs = Callable[..., "subprocess.CompletedProcess[str]"]
 
 
+# The checkout as the Ansible collection ood_mt.multitenant (scripts/collection_link.sh):
+# ansible finds the roles, modules and filters there by FQCN (ansible.cfg collections_path),
+# and the unit tests import the modules as Ansible does, `ansible_collections.ood_mt.multitenant...`.
+COLLECTIONS_PATH = REPO_ROOT / ".ansible" / "collections"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Also declared in pyproject.toml; repeated so the marker exists when pytest is run
     # with another rootdir/config.
     config.addinivalue_line("markers", "slurm: needs the real Slurm started by tests/lab/host_slurm.sh")
+    subprocess.run(["bash", str(REPO_ROOT / "scripts" / "collection_link.sh")], check=True)
+    if str(COLLECTIONS_PATH) not in sys.path:
+        sys.path.append(str(COLLECTIONS_PATH))
 
 
 def _parse_exports(text: str) -> Dict[str, str]:

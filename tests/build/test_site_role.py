@@ -15,7 +15,7 @@ from tests.roles.ansible_runner import REPO, run, tool
 LAB_SITE = REPO / "inventories" / "lab" / "group_vars" / "all" / "multitenant.yml"
 
 
-def play(tmp_path: Path, multitenant: dict, keys: list[str], role: str = "ood_mt_site"):
+def play(tmp_path: Path, multitenant: dict, keys: list[str], role: str = "ood_mt.multitenant.ood_mt_site"):
     playbook = tmp_path / "play.yml"
     playbook.write_text(yaml.safe_dump([{
         "name": "Site check under test", "hosts": "localhost", "connection": "local", "gather_facts": False,

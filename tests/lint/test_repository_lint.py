@@ -34,7 +34,7 @@ def test_shellcheck_clean_on_repository_scripts():
 
 
 def test_ruff_clean():
-    paths = ["src", "tests", "bench", "roles", "molecule"]
+    paths = ["src", "tests", "bench", "plugins", "molecule"]
     result = subprocess.run([str(BIN / "ruff"), "check", "--output-format", "concise", *paths],
                             cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout

@@ -24,8 +24,8 @@ from tests.initializer.test_listing_slurm import HOSTILE_WCKEY, _forget_hostile_
 pytestmark = pytest.mark.slurm
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LIBRARY = REPO_ROOT / "roles" / "ood_mt_onboarding" / "library"
-MODULE_UTILS = REPO_ROOT / "roles" / "ood_mt_onboarding" / "module_utils"
+# the checkout as the collection ood_mt.multitenant (scripts/collection_link.sh, tests/conftest.py)
+COLLECTIONS_PATH = REPO_ROOT / ".ansible" / "collections"
 HOST_SLURM_SCRIPT = REPO_ROOT / "tests" / "lab" / "host_slurm.sh"
 ANSIBLE = Path(sys.executable).parent / "ansible"
 SLURMDBD_PID_FILE = Path("/run/ood-mt-lab/slurm/slurmdbd.pid")
@@ -65,14 +65,14 @@ def run_module(
     argv = [
         str(ANSIBLE), "localhost", "-i", "localhost,", "-c", "local",
         "-e", f"ansible_python_interpreter={sys.executable}",
-        "-M", str(LIBRARY), "-m", "sacctmgr_wckey", "-a", json.dumps(args),
+        "-m", "ood_mt.multitenant.sacctmgr_wckey", "-a", json.dumps(args),
     ]
     if check_mode:
         argv.append("--check")
     if diff:
         argv.append("--diff")
     env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_NOCOLOR="1", ANSIBLE_MODULE_UTILS=str(MODULE_UTILS))
+               ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_NOCOLOR="1", ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS_PATH))
     # Run outside the repository so no project ansible.cfg changes the inventory or output.
     done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=workdir, timeout=180, check=False)
     try:

@@ -1,44 +1,24 @@
 """Unit tests of the sacctmgr_wckey module's pure code: validation and parsing
-(module_utils/ood_mt_sacctmgr_parse.py) and planning (module_utils/ood_mt_wckey_plan.py).
+(plugins/module_utils/ood_mt_sacctmgr_parse.py) and planning (plugins/module_utils/ood_mt_wckey_plan.py).
 
-They are imported as the module imports them, `ansible.module_utils.<name>`, with the role's
-module_utils directory added to that package's path as Ansible does for a role. The output
+They are imported as the module imports them,
+`ansible_collections.ood_mt.multitenant.plugins.module_utils.<name>` (tests/conftest.py puts the
+checkout's collections path on sys.path, scripts/collection_link.sh makes the link). The output
 parsed here was captured from a real Slurm 22.05 (sacctmgr_samples/README.md); no daemon is
 needed. Hostile WCKeys are shown on the real Slurm by test_sacctmgr_wckey_slurm.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections import Counter
 from pathlib import Path
-from types import ModuleType
 
-import ansible.module_utils
 import pytest
+from ansible_collections.ood_mt.multitenant.plugins.module_utils import ood_mt_sacctmgr_parse as parse
+from ansible_collections.ood_mt.multitenant.plugins.module_utils import ood_mt_wckey_plan as plan
+from ansible_collections.ood_mt.multitenant.plugins.modules import sacctmgr_wckey as sw
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-ROLE = REPO_ROOT / "roles" / "ood_mt_onboarding"
 SAMPLES = Path(__file__).resolve().parent / "sacctmgr_samples"
-
-if str(ROLE / "module_utils") not in ansible.module_utils.__path__:
-    ansible.module_utils.__path__.append(str(ROLE / "module_utils"))
-
-from ansible.module_utils import ood_mt_sacctmgr_parse as parse  # noqa: E402
-from ansible.module_utils import ood_mt_wckey_plan as plan  # noqa: E402
-
-
-def _load_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sacctmgr_wckey", ROLE / "library" / "sacctmgr_wckey.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sacctmgr_wckey"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-sw = _load_module()
 
 
 def sample(name: str) -> str:

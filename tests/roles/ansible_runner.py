@@ -25,8 +25,6 @@ def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_FORCE_COLOR": "0",
-        "ANSIBLE_LIBRARY": str(REPO / "roles/ood_mt_slurm_wckey/library"),
-        "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
         "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
         # interpreter discovery finds broken pyenv shims on some machines; use the venv's python
         "ANSIBLE_PYTHON_INTERPRETER": tool("python"),

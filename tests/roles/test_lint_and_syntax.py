@@ -10,7 +10,7 @@ from tests.roles.ansible_runner import REPO, run, tool
 
 PLAYBOOKS = sorted((REPO / "playbooks").glob("*.yml"))
 LINT_PATHS = ["roles/ood_mt_site", "roles/ood_mt_keys", "roles/ood_mt_slurm_wckey", "roles/ood_mt_ood",
-              "roles/ood_mt_onboarding", "playbooks", "inventories"]
+              "roles/ood_mt_onboarding", "playbooks", "inventories", "galaxy.yml", "meta", "plugins"]
 
 
 def test_ansible_lint_production_profile() -> None:

@@ -63,7 +63,7 @@ def test_onboarding_collects_list_file_and_group_including_primary(
     playbook.write_text(yaml.safe_dump([{
         "name": "Collect users only", "hosts": "localhost", "connection": "local", "gather_facts": False,
         "tasks": [{"name": "Collect", "ansible.builtin.include_role": {
-            "name": "ood_mt_onboarding", "tasks_from": "users"}}]}]))
+            "name": "ood_mt.multitenant.ood_mt_onboarding", "tasks_from": "users"}}]}]))
     extra = {"multitenant": {"site": "t", "cluster": "t", "wckey": "multitenant"},
              "ood_mt_onboarding_users": ["bob"], "ood_mt_onboarding_users_file": str(users_file),
              "ood_mt_onboarding_group": group}

@@ -44,7 +44,7 @@ class KeysLab:
         self.playbook = root / "play.yml"
         self.playbook.write_text(yaml.safe_dump([{
             "name": "Keys role under test", "hosts": "localhost", "connection": "local",
-            "gather_facts": False, "roles": ["ood_mt_keys"]}]))
+            "gather_facts": False, "roles": ["ood_mt.multitenant.ood_mt_keys"]}]))
 
     def vars_file(self, version: int, generate: bool) -> Path:
         path = self.root / f"vars-{version}.yml"

@@ -32,7 +32,7 @@ class OodLab:
         self.playbook = root / "play.yml"
         self.playbook.write_text(yaml.safe_dump([{
             "name": "OOD role under test", "hosts": "localhost", "connection": "local",
-            "gather_facts": False, "roles": ["ood_mt_ood"]}]))
+            "gather_facts": False, "roles": ["ood_mt.multitenant.ood_mt_ood"]}]))
 
     def write_build(self, apps: dict[str, tuple[str, dict[str, str]]]) -> None:
         """apps: name -> (role, {relative path: content})."""

@@ -82,7 +82,7 @@ class SlurmLab:
         self.playbook = root / "play.yml"
         self.playbook.write_text(yaml.safe_dump([{
             "name": "WCKey role under test", "hosts": "slurm_dbd:slurm_controllers:slurm_compute",
-            "gather_facts": False, "roles": ["ood_mt_slurm_wckey"]}]))
+            "gather_facts": False, "roles": ["ood_mt.multitenant.ood_mt_slurm_wckey"]}]))
 
     def play(self, enforce: bool = True, restart: bool = True, check: bool = False,
              failing: str = "") -> Run:

@@ -1,25 +1,21 @@
-"""Unit tests of roles/ood_mt_slurm_wckey/library/slurm_conf_param.py.
+"""Unit tests of plugins/modules/slurm_conf_param.py (ood_mt.multitenant.slurm_conf_param).
 
 Pure edits are tested through the module's functions; check mode, diff, backup, validation
-and error messages through a real `ansible localhost -m slurm_conf_param` run.
+and error messages through a real `ansible localhost -m ood_mt.multitenant.slurm_conf_param` run.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from pathlib import Path
 
 import pytest
+from ansible_collections.ood_mt.multitenant.plugins.modules import slurm_conf_param as scp
 
-from tests.roles.ansible_runner import REPO, module_json
+from tests.roles.ansible_runner import module_json
 from tests.roles.slurm_conf import minimal_slurm_conf
 
-MODULE_PATH = REPO / "roles/ood_mt_slurm_wckey/library/slurm_conf_param.py"
-spec = importlib.util.spec_from_file_location("slurm_conf_param", MODULE_PATH)
-assert spec and spec.loader
-scp = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(scp)
+MODULE = "ood_mt.multitenant.slurm_conf_param"
 
 SITE_CONF = minimal_slurm_conf(
     "# Site slurm.conf -- keep my comments", "demo",
@@ -87,7 +83,7 @@ def conf(tmp_path: Path) -> Path:
 
 
 def test_check_mode_writes_nothing_and_reports_diff(conf: Path) -> None:
-    rc, result = module_json("slurm_conf_param", {"path": str(conf), "key": "AccountingStorageEnforce",
+    rc, result = module_json(MODULE, {"path": str(conf), "key": "AccountingStorageEnforce",
                                                   "members": ["wckeys"], "backup": True}, check=True, diff=True)
     assert rc == 0, result
     assert result["changed"] is True
@@ -102,21 +98,21 @@ def test_check_mode_writes_nothing_and_reports_diff(conf: Path) -> None:
 def test_apply_makes_backup_then_second_run_unchanged(conf: Path) -> None:
     conf.chmod(0o640)
     args = {"path": str(conf), "key": "TrackWCKey", "value": "yes", "backup": True}
-    rc, first = module_json("slurm_conf_param", args)
+    rc, first = module_json(MODULE, args)
     assert rc == 0, first
     assert first["changed"] is True
     backup = Path(first["backup_file"])
     assert backup.read_text() == SITE_CONF
     assert conf.read_text() == SITE_CONF + "TrackWCKey=yes\n"
     assert conf.stat().st_mode & 0o777 == 0o640
-    rc, second = module_json("slurm_conf_param", args)
+    rc, second = module_json(MODULE, args)
     assert rc == 0 and second["changed"] is False
     assert sorted(p.name for p in conf.parent.iterdir()) == sorted(["slurm.conf", backup.name])
 
 
 def test_missing_file_gives_a_clear_error(tmp_path: Path) -> None:
     missing = tmp_path / "nope" / "slurm.conf"
-    rc, result = module_json("slurm_conf_param", {"path": str(missing), "key": "TrackWCKey", "value": "yes"})
+    rc, result = module_json(MODULE, {"path": str(missing), "key": "TrackWCKey", "value": "yes"})
     assert rc != 0
     assert str(missing) in result["msg"] and "no such file" in result["msg"]
 
@@ -125,13 +121,13 @@ def test_missing_file_gives_a_clear_error(tmp_path: Path) -> None:
 def test_validate_with_slurms_own_parser_rejects_and_leaves_file(conf: Path) -> None:
     """Slurm's parser (scontrol, reading SLURM_CONF, no daemon needed) is the validate hook."""
     validate = "env SLURM_CONF=%s scontrol show hostnames localhost"
-    rc, bad = module_json("slurm_conf_param", {"path": str(conf), "key": "AccountingStorageEnforce",
+    rc, bad = module_json(MODULE, {"path": str(conf), "key": "AccountingStorageEnforce",
                                                "members": ["wckeyz"], "backup": True, "validate": validate})
     assert rc != 0
     assert "validation" in bad["msg"] and "wckeyz" in bad["msg"]
     assert conf.read_text() == SITE_CONF
     assert sorted(p.name for p in conf.parent.iterdir()) == ["slurm.conf"]
-    rc, good = module_json("slurm_conf_param", {"path": str(conf), "key": "AccountingStorageEnforce",
+    rc, good = module_json(MODULE, {"path": str(conf), "key": "AccountingStorageEnforce",
                                                 "members": ["wckeys"], "validate": validate})
     assert rc == 0 and good["changed"] is True
     assert "associations,limits,wckeys" in conf.read_text()
@@ -139,18 +135,18 @@ def test_validate_with_slurms_own_parser_rejects_and_leaves_file(conf: Path) -> 
 
 def test_several_edits_are_one_write_with_one_backup(conf: Path) -> None:
     edits = [{"key": "TrackWCKey", "value": "yes"}, {"key": "AccountingStorageEnforce", "members": ["wckeys"]}]
-    rc, result = module_json("slurm_conf_param", {"path": str(conf), "edits": edits, "backup": True})
+    rc, result = module_json(MODULE, {"path": str(conf), "edits": edits, "backup": True})
     assert rc == 0 and result["changed"] is True, result
     assert [p["current"] for p in result["params"]] == ["yes", "associations,limits,wckeys"]
     assert conf.read_text() == scp.edit_text(scp.edit_text(SITE_CONF, "TrackWCKey", "yes", None, "present")[0],
                                              "AccountingStorageEnforce", None, ["wckeys"], "present")[0]
     assert len([p for p in conf.parent.iterdir() if p.name != "slurm.conf"]) == 1
-    rc, again = module_json("slurm_conf_param", {"path": str(conf), "edits": edits})
+    rc, again = module_json(MODULE, {"path": str(conf), "edits": edits})
     assert rc == 0 and again["changed"] is False
 
 
 def test_an_edit_with_neither_value_nor_members_is_refused(conf: Path) -> None:
-    rc, result = module_json("slurm_conf_param", {"path": str(conf), "edits": [{"key": "TrackWCKey"}]})
+    rc, result = module_json(MODULE, {"path": str(conf), "edits": [{"key": "TrackWCKey"}]})
     assert rc != 0
     assert "edits item 0: give exactly one of value and members for TrackWCKey" in result["msg"]
 
@@ -160,9 +156,9 @@ def test_validate_only_checks_the_candidate_and_never_writes(conf: Path) -> None
     validate = "env SLURM_CONF=%s scontrol show hostnames localhost"
     good = {"path": str(conf), "edits": [{"key": "AccountingStorageEnforce", "members": ["wckeys"]}],
             "validate": validate, "validate_only": True}
-    rc, result = module_json("slurm_conf_param", good)
+    rc, result = module_json(MODULE, good)
     assert rc == 0 and result["changed"] is False and result["would_change"] is True, result
-    rc, bad = module_json("slurm_conf_param", {**good, "edits": [{"key": "AccountingStorageEnforce",
+    rc, bad = module_json(MODULE, {**good, "edits": [{"key": "AccountingStorageEnforce",
                                                                   "members": ["wckeyz"]}]})
     assert rc != 0 and "validation" in bad["msg"]
     assert conf.read_text() == SITE_CONF

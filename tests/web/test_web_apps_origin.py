@@ -64,7 +64,7 @@ def install_vhost(work: Path, origin: str, listen: str, host_regex: str, auth: l
     play.write_text(yaml.safe_dump([{
         "name": "The shared-web-apps origin of role ood_mt_ood", "hosts": "localhost", "connection": "local",
         "gather_facts": False,
-        "tasks": [{"name": "Install it", "ansible.builtin.include_role": {"name": "ood_mt_ood",
+        "tasks": [{"name": "Install it", "ansible.builtin.include_role": {"name": "ood_mt.multitenant.ood_mt_ood",
                                                                            "tasks_from": "web_apps"}}]}]))
     extra = {"multitenant": {"site": "t", "web_apps_origin": origin, "paths": {}},
              "ood_mt_ood_web_apps_conf": str(conf), "ood_mt_ood_web_apps_listen": listen,

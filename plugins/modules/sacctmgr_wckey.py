@@ -1,45 +1,9 @@
 #!/usr/bin/python
+# Copyright: ood-multitenant contributors
+# SPDX-License-Identifier: MIT
 """Ansible module sacctmgr_wckey: give users a Slurm WCKey association, or take it away."""
 
 from __future__ import annotations
-
-import os
-import subprocess
-import time
-from typing import Dict, List, Optional, Sequence, Set
-
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.ood_mt_sacctmgr_parse import (
-    ActiveJob,
-    WckeyModuleError,
-    cluster_from_slurm_conf,
-    normalize_users,
-    normalize_wckey,
-    parse_association_users,
-    parse_members,
-    parse_row_counts,
-    parse_squeue_jobs,
-    unreachable_message,
-    unrecorded_jobs,
-    wckeys_held,
-)
-from ansible.module_utils.ood_mt_wckey_plan import (
-    Plan,
-    active_jobs_message,
-    association_argvs,
-    default_candidates,
-    held_argvs,
-    holding_a_wckey,
-    jobs_holding_wckey,
-    members_argv,
-    plan_changes,
-    result,
-    sacct_argv,
-    settle_failed_message,
-    squeue_argv,
-    unknown_users_message,
-    write_commands,
-)
 
 DOCUMENTATION = r"""
 ---
@@ -59,7 +23,7 @@ description:
   - Slurm stores WCKeys and user names in lower case; both are compared case-insensitively
     and reported in lower case.
   - With O(ensure_default_wckey), users who have no WCKey association at all on the cluster
-    (read for the users being added only: their row count, then their WCKeys) first get the
+    (read for the users being added only, first their row count, then their WCKeys) first get the
     empty WCKey C("") as their default. Under
     C(AccountingStorageEnforce=wckeys) a user without any WCKey association cannot submit
     any job, and a user's first WCKey becomes its default, so without this step a newly
@@ -130,17 +94,17 @@ notes:
     Slurm does not pick another one.
   - Needs Slurm accounting admin rights (run as root or a Slurm operator).
 author:
-  - ood-multitenant contributors
+  - ood-multitenant contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Onboard the class to the multitenant WCKey
-  sacctmgr_wckey:
+  ood_mt.multitenant.sacctmgr_wckey:
     wckey: multitenant
     users: "{{ class_roster }}"
 
 - name: Offboard two users on a named cluster, cancelling their jobs under the WCKey
-  sacctmgr_wckey:
+  ood_mt.multitenant.sacctmgr_wckey:
     wckey: multitenant
     users: [alice, bob]
     state: absent
@@ -202,6 +166,44 @@ removed_again:
   elements: str
 """
 
+
+import os
+import subprocess
+import time
+from typing import Dict, List, Optional, Sequence, Set
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ood_mt.multitenant.plugins.module_utils.ood_mt_sacctmgr_parse import (
+    ActiveJob,
+    WckeyModuleError,
+    cluster_from_slurm_conf,
+    normalize_users,
+    normalize_wckey,
+    parse_association_users,
+    parse_members,
+    parse_row_counts,
+    parse_squeue_jobs,
+    unreachable_message,
+    unrecorded_jobs,
+    wckeys_held,
+)
+from ansible_collections.ood_mt.multitenant.plugins.module_utils.ood_mt_wckey_plan import (
+    Plan,
+    active_jobs_message,
+    association_argvs,
+    default_candidates,
+    held_argvs,
+    holding_a_wckey,
+    jobs_holding_wckey,
+    members_argv,
+    plan_changes,
+    result,
+    sacct_argv,
+    settle_failed_message,
+    squeue_argv,
+    unknown_users_message,
+    write_commands,
+)
 
 _POLL_SECONDS = 0.5
 # How many times a removal slurmdbd undid is repeated before the module gives up.
@@ -297,7 +299,7 @@ class Slurm:
         transactions`), even a job that ended moments before the removal."""
         removed_set = set(removed)
         removed_again: List[str] = []
-        for _ in range(_MAX_REMOVAL_ROUNDS):
+        for _round in range(_MAX_REMOVAL_ROUNDS):
             deadline = time.monotonic() + settle_seconds
             back: List[str] = []
             while time.monotonic() < deadline and not back:
@@ -383,7 +385,7 @@ def run_module(params: Dict[str, object], check_mode: bool, sacctmgr_path: str) 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "wckey": {"type": "str", "required": True},
+            "wckey": {"type": "str", "required": True, "no_log": False},
             "users": {"type": "list", "elements": "str", "default": []},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "cluster": {"type": "str"},

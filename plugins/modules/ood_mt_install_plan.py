@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: ood-multitenant contributors
+# SPDX-License-Identifier: MIT
 """Ansible module: compare the build manifest with what is installed on an OOD host (read-only).
 
 It answers, in one call instead of one stat per file: which directories and files are
@@ -9,6 +11,91 @@ directories the manifest no longer lists, and which previously installed apps
 
 from __future__ import annotations
 
+DOCUMENTATION = r"""
+---
+module: ood_mt_install_plan
+short_description: Work out what must change to install an ood-multitenant build (read-only)
+description:
+  - Compares the manifest of an C(ood-mt build) (C(manifest.json)) with what is installed on an
+    Open OnDemand host, in one call instead of one C(stat) per file.
+  - Reports the app directories to create or fix, the files to (re)install (content sha256,
+    owner, group, mode), the paths inside managed app directories that the manifest no longer
+    lists, and the apps installed by earlier runs (recorded in O(state_file)) that the manifest
+    dropped. Role C(ood_mt.multitenant.ood_mt_ood) then changes only those.
+  - Never changes anything; always returns C(changed=false), also in check mode.
+options:
+  apps:
+    description:
+      - The manifest's C(apps) list; each item has C(name), C(dest), C(group) and C(dir_mode).
+    type: list
+    elements: dict
+    required: true
+  files:
+    description:
+      - The manifest's C(files) list plus its C(initializer); each item has C(dest), C(owner),
+        C(group), C(mode) and C(sha256).
+    type: list
+    elements: dict
+    required: true
+  state_file:
+    description:
+      - JSON record of the apps installed by earlier runs, an object whose C(apps) list holds
+        C(name) and C(dest) of each.
+      - A missing file means nothing was installed before.
+    type: path
+    required: true
+notes:
+  - Only an app recorded in O(state_file) whose directory is named after it and starts with
+    C(mt_) is ever reported in RV(removed_apps).
+author:
+  - ood-multitenant contributors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Work out what differs from the manifest
+  ood_mt.multitenant.ood_mt_install_plan:
+    apps: "{{ manifest.apps }}"
+    files: "{{ manifest.files + [manifest.initializer] }}"
+    state_file: /etc/ood-mt/installed-apps.json
+  register: plan
+
+- name: Show whether anything must change
+  ansible.builtin.debug:
+    msg: "{{ plan.files | length }} file(s) to install, {{ plan.stale | length }} stale path(s)"
+  when: plan.pending
+"""
+
+RETURN = r"""
+dirs:
+  description: Directories to create or fix.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{path: /var/www/ood/apps/sys/mt_database, owner: root, group: mtusr, mode: "0750"}]
+files:
+  description: Indexes into O(files) of the files to (re)install.
+  returned: always
+  type: list
+  elements: int
+  sample: [0, 3]
+stale:
+  description: Paths inside managed app directories that the manifest does not list (deepest first).
+  returned: always
+  type: list
+  elements: str
+removed_apps:
+  description: Apps installed by earlier runs that the manifest dropped.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: mt_old, dest: /var/www/ood/apps/sys/mt_old}]
+pending:
+  description: True when anything at all must change.
+  returned: always
+  type: bool
+"""
+
+
 import grp
 import hashlib
 import json
@@ -18,29 +105,6 @@ import stat
 from typing import Any, Optional
 
 from ansible.module_utils.basic import AnsibleModule
-
-DOCUMENTATION = r"""
----
-module: ood_mt_install_plan
-short_description: Work out what must change to install an ood-multitenant build (read-only)
-description:
-  - Never changes anything; always returns changed=false.
-options:
-  apps: {description: Manifest "apps" list (name, dest, group, dir_mode)., type: list, elements: dict, required: true}
-  files: {description: Manifest "files" list (dest, owner, group, mode, sha256) plus the initializer., type: list,
-          elements: dict, required: true}
-  state_file: {description: JSON record of apps installed by earlier runs., type: path, required: true}
-author: [ood-multitenant]
-"""
-
-RETURN = r"""
-dirs: {description: Directories to create or fix (path, owner, group, mode)., type: list, returned: always}
-files: {description: Indexes into O(files) of files to (re)install., type: list, returned: always}
-stale: {description: Paths inside managed app dirs that the manifest does not list (deepest first)., type: list,
-        returned: always}
-removed_apps: {description: Earlier-installed apps the manifest dropped (name, dest)., type: list, returned: always}
-pending: {description: True when anything at all must change., type: bool, returned: always}
-"""
 
 
 class PlanError(Exception):

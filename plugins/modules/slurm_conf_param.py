@@ -1,4 +1,6 @@
 #!/usr/bin/python
+# Copyright: ood-multitenant contributors
+# SPDX-License-Identifier: MIT
 """Ansible module: set one parameter of a Slurm config file, or edit its comma list.
 
 Slurm's parser matches keys case-insensitively and, when a key appears twice, uses the
@@ -8,52 +10,71 @@ every comment) byte for byte as it was.
 
 from __future__ import annotations
 
-import os
-import re
-import tempfile
-from typing import Optional
-
-from ansible.module_utils.basic import AnsibleModule
-
 DOCUMENTATION = r"""
 ---
 module: slurm_conf_param
 short_description: Set a parameter in slurm.conf / slurmdbd.conf, or add/remove comma-list members
 description:
   - Edits one C(Key=Value) line of a Slurm configuration file in place, preserving all other
-    lines and comments. Keys match case-insensitively, as in Slurm.
+    lines and comments. Keys match case-insensitively, as in Slurm; when a key appears twice
+    Slurm uses the last value, so the last active line is the one edited.
   - With O(value), the parameter is set to that value. With O(members), the listed members are
     added to (O(state=present)) or removed from (O(state=absent)) the parameter's comma list;
     existing members keep their order and spelling.
   - A key that is absent is appended at the end of the file. A list that becomes empty is
     removed from the file (Slurm then uses its default).
+  - Supports check mode and diff mode.
 options:
-  path: {description: Config file to edit; it must exist., type: path, required: true}
-  key: {description: Parameter name, e.g. C(TrackWCKey). Required unless O(edits) is given., type: str}
-  value: {description: Value to set. Mutually exclusive with O(members)., type: str}
-  members: {description: Comma-list members to add or remove., type: list, elements: str}
-  state: {description: Add (present) or remove (absent) O(members)., type: str, default: present,
-          choices: [present, absent]}
-  backup: {description: Keep a timestamped copy of the original before changing it., type: bool,
-           default: false}
+  path:
+    description: Config file to edit; it must exist.
+    type: path
+    required: true
+  key:
+    description: Parameter name, e.g. C(TrackWCKey). Required unless O(edits) is given.
+    type: str
+  value:
+    description: Value to set. Mutually exclusive with O(members).
+    type: str
+  members:
+    description: Comma-list members to add or remove.
+    type: list
+    elements: str
+  state:
+    description: Add (V(present)) or remove (V(absent)) O(members).
+    type: str
+    default: present
+    choices: [present, absent]
+  backup:
+    description: Keep a timestamped copy of the original before changing it.
+    type: bool
+    default: false
   edits:
-    description: Several edits of the same file, applied in order and written once (one candidate,
-      one validation, one backup). Each item has C(key) and either C(value) or C(members) (with
-      C(state)). Mutually exclusive with O(key).
+    description:
+      - Several edits of the same file, applied in order and written once (one candidate,
+        one validation, one backup).
+      - Each item has C(key) and either C(value) or C(members) (with C(state)).
+      - Mutually exclusive with O(key).
     type: list
     elements: dict
-  validate: {description: "Command run on the candidate file before it replaces O(path); C(%s) is
-               the candidate's path. Non-zero exit leaves O(path) untouched.", type: str}
-  validate_only: {description: "Render the candidate next to O(path), run O(validate) on it, remove it;
-                    never write O(path) (changed is always false; would_change says whether a write
-                    would change it). Lets a role check every file's candidate before it writes any.
-                    Does nothing in check mode.", type: bool, default: false}
-author: [ood-multitenant]
+  validate:
+    description:
+      - Command run on the candidate file before it replaces O(path); C(%s) is the candidate's path.
+      - A non-zero exit leaves O(path) untouched and fails the task.
+    type: str
+  validate_only:
+    description:
+      - Render the candidate next to O(path), run O(validate) on it, remove it; never write O(path)
+        (C(changed) is always false; RV(would_change) says whether a write would change it).
+      - Lets a role check every file's candidate before it writes any. Does nothing in check mode.
+    type: bool
+    default: false
+author:
+  - ood-multitenant contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
 - name: Track WCKeys
-  slurm_conf_param:
+  ood_mt.multitenant.slurm_conf_param:
     path: /etc/slurm/slurm.conf
     key: TrackWCKey
     value: "yes"
@@ -61,19 +82,52 @@ EXAMPLES = r"""
     validate: env SLURM_CONF=%s scontrol show hostnames localhost
 
 - name: Enforce WCKeys, keeping the site's other values
-  slurm_conf_param:
+  ood_mt.multitenant.slurm_conf_param:
     path: /etc/slurm/slurm.conf
     key: AccountingStorageEnforce
     members: [wckeys]
+
+- name: Two edits, one write
+  ood_mt.multitenant.slurm_conf_param:
+    path: /etc/slurm/slurmdbd.conf
+    edits:
+      - {key: TrackWCKey, value: "yes"}
+      - {key: AccountingStorageEnforce, members: [wckeys]}
 """
 
 RETURN = r"""
-previous: {description: Value before the change (null when the key was absent)., type: str, returned: with key}
-current: {description: Value after the change (null when the key is now absent)., type: str, returned: with key}
-params: {description: "Per edit: key, previous, current.", type: list, elements: dict, returned: with edits}
-would_change: {description: Whether writing the candidate would change O(path)., type: bool, returned: always}
-backup_file: {description: Path of the backup, when one was made., type: str, returned: changed and backup}
+previous:
+  description: Value before the change (null when the key was absent).
+  returned: with O(key)
+  type: str
+  sample: associations,limits
+current:
+  description: Value after the change (null when the key is now absent).
+  returned: with O(key)
+  type: str
+  sample: associations,limits,wckeys
+params:
+  description: Per edit, C(key), C(previous) and C(current).
+  returned: with O(edits)
+  type: list
+  elements: dict
+would_change:
+  description: Whether writing the candidate would change O(path).
+  returned: always
+  type: bool
+backup_file:
+  description: Path of the backup, when one was made.
+  returned: changed and O(backup)
+  type: str
 """
+
+
+import os
+import re
+import tempfile
+from typing import Optional
+
+from ansible.module_utils.basic import AnsibleModule
 
 # `Key = value  # comment`; Slurm allows no spaces inside a value of these keys.
 _LINE = re.compile(r"^(?P<lead>\s*)(?P<key>[A-Za-z][A-Za-z0-9_]*)(?P<eq>\s*=\s*)(?P<value>\S*)(?P<rest>.*)$")
@@ -114,9 +168,8 @@ def edit_text(text: str, key: str, value: Optional[str], members: Optional[list[
     previous = None
     match = None
     if index is not None:
-        match = _LINE.match(lines[index].rstrip("\n"))
-        assert match is not None
-        previous = match.group("value")
+        match = _LINE.match(lines[index].rstrip("\n"))  # find_last_line found it with _LINE
+        previous = match.group("value") if match else None
 
     if members is not None:
         current_members = [m for m in (previous or "").split(",") if m]
@@ -130,14 +183,13 @@ def edit_text(text: str, key: str, value: Optional[str], members: Optional[list[
     if new_value == previous:
         return text, previous, new_value
     if new_value is None:
-        assert index is not None
-        del lines[index]
-    elif index is None:
+        if index is not None:  # always: new_value differs from previous, so the key was there
+            del lines[index]
+    elif index is None or match is None:
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
         lines.append(f"{key}={new_value}\n")
     else:
-        assert match is not None
         ending = "\n" if lines[index].endswith("\n") else ""
         lines[index] = (f"{match.group('lead')}{match.group('key')}{match.group('eq')}"
                         f"{new_value}{match.group('rest')}{ending}")

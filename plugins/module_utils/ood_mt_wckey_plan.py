@@ -1,7 +1,8 @@
 """Pure planning for the sacctmgr_wckey module: what to add, remove and cancel, and the exact
 sacctmgr/squeue/sacct command lines, from values the parsers return.
 
-No Ansible, no subprocess. Imported by the module as `ansible.module_utils.ood_mt_wckey_plan`.
+No Ansible, no subprocess. Imported by the module as
+`ansible_collections.ood_mt.multitenant.plugins.module_utils.ood_mt_wckey_plan`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Sequence, Set
 
-from ansible.module_utils.ood_mt_sacctmgr_parse import ActiveJob, WckeyModuleError
+from ansible_collections.ood_mt.multitenant.plugins.module_utils.ood_mt_sacctmgr_parse import (
+    ActiveJob,
+    WckeyModuleError,
+)
 
 # A command line longer than this is split; Linux allows ~2 MB, 100 KB keeps well clear
 # of any limit while 1,000 typical user names still fit in one call.

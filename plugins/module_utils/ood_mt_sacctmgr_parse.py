@@ -2,7 +2,8 @@
 
 No Ansible, no subprocess: every function takes text and returns values, so the unit tests
 run them on output captured from a real Slurm (tests/onboarding/sacctmgr_samples/).
-Imported by the module as `ansible.module_utils.ood_mt_sacctmgr_parse` (role-local module_utils).
+Imported by the module as
+`ansible_collections.ood_mt.multitenant.plugins.module_utils.ood_mt_sacctmgr_parse`.
 
 Where WCKeys are not enforced users choose any WCKey string, `|` and newlines included, and
 slurmdbd records an association for it. So no listing read here holds another user's WCKey:
@@ -154,7 +155,7 @@ def wckeys_held(text: str, users: Sequence[str], counts: Counter) -> Dict[str, L
             current[1].append(line)  # the WCKey of the record before held a newline
         elif line:
             raise WckeyModuleError(f"unexpected sacctmgr output line {number}: {line!r} (expected '<user>|<wckey>')")
-    parsed: Counter = Counter(user for user, _ in records)
+    parsed: Counter = Counter(user for user, _wckey in records)
     differ = sorted(user for user in set(parsed) | set(counts) if parsed[user] != counts[user])
     if differ:
         raise WckeyModuleError(

@@ -20,11 +20,15 @@ from typing import Any
 import pytest
 
 from tests.apps import forms
+from tests.apps.app_render import lab_doc
 from tests.apps.slurm_jobs import connection, shared_render_dir
 from tests.ood.oodsite import OodError, OodSite, publish, squeue_field, wait_for
 
 CLIENT_APPS = ("mt_jupyter", "mt_gradio", "mt_cloudbeaver", "mt_codeserver")
 SERVICE_KINDS = ("llm", "database", "dashboard", "instruction")
+# The lab site's own services (multitenant.local_apps), built and checked like the built-ins.
+LOCAL_APPS = tuple(entry["name"] for entry in lab_doc()["multitenant"].get("local_apps", [])
+                   if entry.get("enabled", True))
 
 
 def _owned_by(user: str, path: Path, text: str = "", mode: int = 0o644) -> Path:
@@ -41,7 +45,8 @@ def _owned_by(user: str, path: Path, text: str = "", mode: int = 0o644) -> Path:
 def test_every_form_renders(ood_site: OodSite, ood_version: str) -> None:
     """OOD builds every app's form (services as a publisher, clients as a receiver)."""
     apps = sorted(p.name for p in ood_site.apps.iterdir() if (p / "form.yml.erb").exists())
-    assert len(apps) == len(SERVICE_KINDS) + len(CLIENT_APPS), apps
+    assert len(apps) == len(SERVICE_KINDS) + len(CLIENT_APPS) + len(LOCAL_APPS), apps
+    assert set(LOCAL_APPS) <= set(apps), apps
     for app in apps:
         user = "mtrecv" if app in CLIENT_APPS else "mtpub"
         form = ood_site.form(user, ood_version, app)

@@ -82,10 +82,17 @@ def test_database_job_shares_and_keeps_data(
         wait_for(lambda: (inst_dir / "run" / "ready").exists() and "mt_share_status" in connection(session2), 180,
                  f"{name} ready again (job {job2})")
         conn2 = connection(session2)
-        argv, env = CLIENTS[name](conn2, password, "SELECT v FROM kept;")
+        # A new password at every start: the first job's no longer opens the second.
+        password2 = (inst_dir / "password").read_text().strip()
+        assert password2 != password
+        argv, env = CLIENTS[name](conn2, password, "SELECT 1")
+        refused = run_as("mtrecv", argv, env=env)
+        assert refused.returncode != 0, f"job {job2} accepts the password of job {job}"
+        argv, env = CLIENTS[name](conn2, password2, "SELECT v FROM kept;")
         got = run_as("mtrecv", argv, env=env)
         assert got.returncode == 0, got.stderr
         assert got.stdout.strip() == "ü-42"
+        assert password2 not in (session2 / "output.log").read_text()
         run_as("mtpub", ["scancel", job2])
         wait_for(lambda: job_state(run_as, job2) == "", 90, f"job {job2} to end")
     finally:

@@ -154,8 +154,11 @@ def test_cloudbeaver_data_source_describes_the_share(built_apps: Path, ood_site:
     workspace = session / "workspace"
     assert rec["env"]["CLOUDBEAVER_WORKSPACE_LOCATION"] == str(workspace)
     assert rec["env"]["CLOUDBEAVER_WEB_SERVER_PORT"] == connection(session)["port"]
-    sources = workspace / "GlobalConfiguration" / ".dbeaver" / "data-sources.json"
+    # The share is a private connection of the receiver's own CloudBeaver user, not a global one.
+    sources = workspace / "user-projects" / "cbadmin" / ".dbeaver" / "data-sources.json"
+    assert not (workspace / "GlobalConfiguration").exists()
     assert stat.S_IMODE(sources.stat().st_mode) == 0o600
+    assert stat.S_IMODE(sources.parent.stat().st_mode) == 0o700
     doc = json.loads(sources.read_text())
     (source,) = doc["connections"].values()
     share = DATABASES[engine]
@@ -165,6 +168,32 @@ def test_cloudbeaver_data_source_describes_the_share(built_apps: Path, ood_site:
         "type": "dev", "auth-model": "native", "user": share["user"], "password": PASSWORD}
     assert "PGPASSWORD" not in rec["env"] and "MYSQL_PWD" not in rec["env"]
     _assert_secret_kept(session, out)
+    _assert_cloudbeaver_admin(rec, session, out)
+
+
+def _assert_cloudbeaver_admin(rec: dict[str, Any], session: Path, out: str) -> None:
+    """CloudBeaver starts with its own administrator: a fresh password per session, in its
+    initial-data.conf (0600) and its environment (automatic first-start configuration, no setup
+    wizard), shown on the receiver's own card (connection.yml, 0600), never in argv or output."""
+    admin_password = connection(session)["password"]
+    assert len(admin_password) >= 12 and any(c.isupper() for c in admin_password)
+    assert any(c.islower() for c in admin_password) and any(c.isdigit() for c in admin_password)
+    initial = Path(rec["env"]["CLOUDBEAVER_DB_INITIAL_DATA"])
+    assert initial == session / "workspace" / "conf" / "initial-data.conf"
+    assert stat.S_IMODE(initial.stat().st_mode) == 0o600
+    doc = json.loads(initial.read_text())
+    assert (doc["adminName"], doc["adminPassword"]) == ("cbadmin", admin_password)
+    assert {t["subjectId"]: t["permissions"] for t in doc["teams"]} == {"admin": ["admin"], "user": []}
+    env = rec["env"]
+    assert (env["CB_ADMIN_NAME"], env["CB_ADMIN_PASSWORD"]) == ("cbadmin", admin_password)
+    assert env["CB_SERVER_URL"] == f"http://{connection(session)['host']}:{connection(session)['port']}/"
+    assert env["CLOUDBEAVER_APP_ANONYMOUS_ACCESS_ENABLED"] == "false"
+    assert admin_password not in " ".join(rec["argv"])
+    assert admin_password not in out
+    assert stat.S_IMODE((session / "connection.yml").stat().st_mode) == 0o600
+    for path in session.rglob("*"):
+        if path.is_file() and admin_password.encode() in path.read_bytes():
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} holds the admin password"
 
 
 def test_codeserver_sets_cline_and_continue_to_the_shared_ollama(
@@ -205,5 +234,7 @@ def test_clients_start_without_a_share_and_say_how_to_get_one(built_apps: Path, 
     env = rec["env"]
     assert not any(v in env for v in ["OLLAMA_HOST", *DB_VARS["postgresql"], *DB_VARS["mariadb"]]), kind
     assert not (session / "my.cnf").exists()
-    assert not (session / "workspace" / "GlobalConfiguration" / ".dbeaver" / "data-sources.json").exists()
+    assert not list((session / "workspace").rglob("data-sources.json"))
+    if kind == "cloudbeaver":
+        _assert_cloudbeaver_admin(rec, session, out)
     assert not (session / "code-server" / "User" / "settings.json").exists()

@@ -216,9 +216,11 @@ def test_service_views_render(built_apps: Path, ood_site: OodSite, kind: str) ->
     view = built_apps / f"mt_{kind}"
     conn = {"host": "n1", "port": "7000", "password": "", "db_engine": "postgresql", "db_name": "shared",
             "db_user": "guest", "instance_dir": "/home/u/db", "file_path": "/home/u/a.md",
-            "mt_share_status": "shared with group <mtclass>"}
+            "rotate_command": "/home/u/s/<1>/mt_db_rotate", "mt_share_status": "shared with group <mtclass>"}
     html = render_view(ood_site, view, conn)
     assert "Sharing: shared with group &lt;mtclass&gt;" in html
+    if kind == "database":  # the rotate operation, named on the publisher's own card
+        assert "run <code>/home/u/s/&lt;1&gt;/mt_db_rotate</code>" in html, html
 
 
 @pytest.mark.parametrize("kind", CLIENT_KINDS)
@@ -226,3 +228,5 @@ def test_client_views_render(built_apps: Path, ood_site: OodSite, kind: str) -> 
     html = render_view(ood_site, built_apps / f"mt_{kind}",
                        {"host": "n1", "port": "7000", "password": "p\"<x"})
     assert "/n1/7000/" in html and '"<x' not in html
+    if kind == "cloudbeaver":  # its own administrator's password, on the receiver's own card
+        assert "Log in as <code>cbadmin</code> with password <code>p&quot;&lt;x</code>" in html, html

@@ -46,8 +46,17 @@ def login(run_as: Any, user: str, engine: str, host: str, port: str, db_user: st
     return bool(done.returncode == 0 and done.stdout.strip() == "1")
 
 
-def _start(ood_site: OodSite, app: Path, inst_dir: Path, form: dict[str, Any]) -> tuple[str, Path]:
-    job, session = submit(ood_site, "mtpub", app, form)
+def _new_instance(engine: str) -> tuple[str, str, Path]:
+    """(engine name, a fresh instance name, its directory under mtpub's data root)."""
+    name = engine.split(":")[0]
+    instance = "t" + secrets.token_hex(4)
+    return name, instance, Path("~mtpub").expanduser() / "ood-mt-databases" / f"{name}-{instance}"
+
+
+def _start(ood_site: OodSite, inst_dir: Path, form: dict[str, Any]) -> tuple[str, Path]:
+    """Launch the site's mt_database (built with the site's own key directory) as mtpub with FORM;
+    return (job id, session dir) once it is ready and has published."""
+    job, session = submit(ood_site, "mtpub", ood_site.apps / "mt_database", form)
 
     def evidence() -> str:
         out = session / "output.log"
@@ -81,13 +90,10 @@ def _shared_password(ood_site: OodSite, run_as: Any, job: str) -> str:
 @pytest.mark.parametrize("engine", ENGINES)
 def test_former_audience_and_outsiders_get_nothing(host_slurm: dict[str, str], run_as: Any, ood_site: OodSite,
                                                    engine: str) -> None:
-    name = engine.split(":")[0]
-    instance = "t" + secrets.token_hex(4)
-    inst_dir = Path("~mtpub").expanduser() / "ood-mt-databases" / f"{name}-{instance}"
+    name, instance, inst_dir = _new_instance(engine)
     jobs: list[str] = []
     try:
-        app = ood_site.apps / "mt_database"  # built with the site's own key directory
-        job1, _session1 = _start(ood_site, app, inst_dir, forms.service_form(
+        job1, _session1 = _start(ood_site, inst_dir, forms.service_form(
             "database", mt_engine=engine, mt_db_instance=instance, mt_share_audience="group",
             mt_share_group=TENANT_GROUP, mt_share_mode="card", mt_share_preset="connection"))
         jobs.append(job1)
@@ -99,7 +105,7 @@ def test_former_audience_and_outsiders_get_nothing(host_slurm: dict[str, str], r
         _stop(run_as, job1)
 
         # The publisher starts the instance again, for themself only.
-        job2, session2 = _start(ood_site, app, inst_dir, forms.service_form(
+        job2, session2 = _start(ood_site, inst_dir, forms.service_form(
             "database", mt_engine=engine, mt_db_instance=instance, mt_share_audience="user"))
         jobs.append(job2)
         new = connection(session2)
@@ -137,13 +143,10 @@ def test_former_audience_and_outsiders_get_nothing(host_slurm: dict[str, str], r
 @pytest.mark.parametrize("engine", ENGINES)
 def test_rotation_while_the_job_runs(host_slurm: dict[str, str], run_as: Any, ood_site: OodSite,
                                      engine: str) -> None:
-    name = engine.split(":")[0]
-    instance = "t" + secrets.token_hex(4)
-    inst_dir = Path("~mtpub").expanduser() / "ood-mt-databases" / f"{name}-{instance}"
+    name, instance, inst_dir = _new_instance(engine)
     job = ""
     try:
-        app = ood_site.apps / "mt_database"  # built with the site's own key directory
-        job, session = _start(ood_site, app, inst_dir, forms.service_form(
+        job, session = _start(ood_site, inst_dir, forms.service_form(
             "database", mt_engine=engine, mt_db_instance=instance, mt_share_audience="group",
             mt_share_group=TENANT_GROUP, mt_share_mode="card", mt_share_preset="connection"))
         conn = connection(session)

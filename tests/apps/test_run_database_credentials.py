@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import subprocess
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -87,6 +89,45 @@ def _shared_password(ood_site: OodSite, run_as: Any, job: str) -> str:
     return str(share["conn"]["password"])
 
 
+def _sacct_state(run_as: Any, job: str) -> list[str]:
+    return list(run_as("root", ["sacct", "-n", "-X", "-j", job, "-o", "State%20,ExitCode"]).stdout.split())
+
+
+def _assert_auth_settings(run_as: Any, engine: str, inst_dir: Path, db_user: str) -> None:
+    """Over the network only the receivers' user, only with a password: PostgreSQL's pg_hba has
+    no trust/peer/ident host line; MariaDB has no anonymous account and nobody else at '%'."""
+    if engine == "postgresql":
+        lines = [line.split() for line in (inst_dir / "pgdata" / "pg_hba.conf").read_text().splitlines()
+                 if line.strip() and not line.startswith("#")]
+        assert ["local", "all", "all", "trust"] in lines
+        hosts = [line for line in lines if line[0] != "local"]
+        assert hosts and all(line[0] == "host" and line[2] == f'"{db_user}"' and line[-1] == "scram-sha-256"
+                             for line in hosts), lines
+    else:
+        got = run_as("mtpub", ["mariadb", "--no-defaults", "-S", str(inst_dir / "run" / "mysqld.sock"), "-u", "mtpub",
+                               "-N", "-e", "SELECT CONCAT(user, '@', host, ' ', plugin) FROM mysql.user"])
+        assert got.returncode == 0, got.stderr
+        accounts = got.stdout.split("\n")
+        assert not [a for a in accounts if a.startswith("@")], f"anonymous accounts: {accounts}"
+        assert [a.split()[0] for a in accounts if "@%" in a] == [f"{db_user}@%"], accounts
+
+
+def _open_session(engine: str, host: str, port: str, db_user: str, password: str) -> subprocess.Popen[bytes]:
+    """mtrecv's client in a 60 s query; once it is connected (seen by the server), return it."""
+    if engine == "postgresql":
+        argv = ["psql", "-X", "-w", "-h", host, "-p", port, "-U", db_user, "-d", "shared", "-c", "SELECT pg_sleep(60)"]
+        env = {"PGPASSWORD": password}
+    else:
+        argv = ["mariadb", "--no-defaults", "--protocol=TCP", "-h", host, "-P", port, "-u", db_user, "shared",
+                "-e", "SELECT SLEEP(60)"]
+        env = {"MYSQL_PWD": password}
+    proc = subprocess.Popen(["/usr/sbin/runuser", "-u", "mtrecv", "--", *argv], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={"PATH": "/usr/bin:/bin", "HOME": "/tmp", **env})
+    time.sleep(3)
+    assert proc.poll() is None, "mtrecv could not open a session with the current password"
+    return proc
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_former_audience_and_outsiders_get_nothing(host_slurm: dict[str, str], run_as: Any, ood_site: OodSite,
                                                    engine: str) -> None:
@@ -113,6 +154,7 @@ def test_former_audience_and_outsiders_get_nothing(host_slurm: dict[str, str], r
         assert password2 != old["password"]
         assert login(run_as, "mtpub", name, new["host"], new["port"], new["db_user"], password2)
 
+        _assert_auth_settings(run_as, name, inst_dir, new["db_user"])
         former = [(old["host"], old["port"], old["user"], old["password"]),
                   (new["host"], new["port"], old["user"], old["password"])]
         if left_behind.exists():  # the card file from before, if the dashboard has not removed it yet
@@ -158,6 +200,8 @@ def test_rotation_while_the_job_runs(host_slurm: dict[str, str], run_as: Any, oo
         assert conn["rotate_command"] == str(rotate)
         assert oct(rotate.stat().st_mode & 0o777) == "0o700"
 
+        # A session opened with the old password, still running when the password changes.
+        sleeper = _open_session(name, host, port, user, password1)
         done = run_as("mtpub", [str(rotate)], timeout=150)
         assert done.returncode == 0, f"{done.stdout}{done.stderr}\n{(session / 'output.log').read_text()[-3000:]}"
         assert done.stdout.startswith("rotated at "), done.stdout
@@ -165,6 +209,12 @@ def test_rotation_while_the_job_runs(host_slurm: dict[str, str], run_as: Any, oo
 
         password2 = (inst_dir / "password").read_text().strip()
         assert password2 != password1
+        try:
+            sleeper.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            sleeper.kill()
+            raise AssertionError("a session opened with the old password outlived the rotation") from None
+        assert sleeper.returncode != 0
         assert not login(run_as, "mtrecv", name, host, port, user, password1), "the old password still works"
         assert login(run_as, "mtrecv", name, host, port, user, password2)
         # The re-published share carries the new password; so does the receiver's card.
@@ -186,7 +236,9 @@ def test_rotation_while_the_job_runs(host_slurm: dict[str, str], run_as: Any, oo
         wait_for(lambda: job_state(run_as, job) == "", 90, f"job {job} to end")
         output = (session / "output.log").read_text()
         assert "database stopped cleanly" in output, output
-        state = run_as("root", ["sacct", "-n", "-X", "-j", job, "-o", "State%20,ExitCode"]).stdout.split()
+        # slurmdbd may record the end a moment after squeue stops listing the job.
+        wait_for(lambda: _sacct_state(run_as, job)[:1] not in (["RUNNING"], []), 30, f"sacct to record job {job}'s end")
+        state = _sacct_state(run_as, job)
         assert state == ["COMPLETED", "0:0"], f"job {job} ended {state}:\n{output}"
         job = ""
     finally:

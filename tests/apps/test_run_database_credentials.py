@@ -229,6 +229,11 @@ def test_rotation_while_the_job_runs(host_slurm: dict[str, str], run_as: Any, oo
         assert "ood-mt: database password rotation: rotated at" in output, output
         assert password1 not in output and password2 not in output
         assert password2 not in connection(session).values()
+        # Nor in the server's or the kit's logs, and no client file is left with it.
+        for path in [*(inst_dir / "log").iterdir(), *(inst_dir / "run").iterdir()]:
+            if path.is_file():
+                text = path.read_text(errors="replace")
+                assert password1 not in text and password2 not in text, f"{path} holds a password"
 
         # The job goes on after the rotation, and still stops cleanly on SIGTERM.
         assert job_state(run_as, job) == "RUNNING"

@@ -134,9 +134,10 @@ def test_gradio_gets_api_and_model_from_the_share(
     built_apps: Path, ood_site: OodSite, shares: dict[str, str]
 ) -> None:
     rec, session, out = _run(ood_site, built_apps, "gradio", {"mt_llm_share": shares["llm"]})
-    assert "using the shared LLM at http://node7:41234 (model qwen2.5-coder:1.5b)" in out
+    assert "using the shared LLM on node7:41234 (model qwen2.5-coder:1.5b)" in out
+    assert GATE_SECRET not in out, "the job's output shows the LLM's gate secret"
     env = rec["env"]
-    assert (env["MT_LLM_API_URL"], env["MT_LLM_MODEL"]) == ("http://node7:41234", "qwen2.5-coder:1.5b")
+    assert (env["MT_LLM_API_URL"], env["MT_LLM_MODEL"]) == (LLM_URL, "qwen2.5-coder:1.5b")
     chat = (Path(rec["cwd"]) / rec["argv"][1]).resolve()
     assert chat == (session / "mt_gradio_chat.py").resolve() and chat.is_file()
     mine = connection(session)

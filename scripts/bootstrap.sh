@@ -28,6 +28,8 @@ apt_packages=(
   python3-click python3-cryptography python3-yaml
   # the share gate (python3 -m ood_mt.gate) as the lab users run it on compute nodes (tests/gate)
   python3-aiohttp
+  # a real R Shiny dashboard behind its gate (WebSockets), used by tests/apps/test_run_outsider.py
+  r-cran-shiny
 )
 
 missing=()

@@ -29,7 +29,7 @@ LOCAL_HTTP_TEXT = "ood-mt local app says hello"
 LOCAL_HTTP_FORM: dict[str, str] = {
     "bc_num_hours": "1", "mt_cores": "1", "mt_memory_gb": "1", "bc_account": "", "bc_queue": "",
     "mt_command": (f'mkdir -p www && echo "{LOCAL_HTTP_TEXT}" > www/index.html && '
-                   'exec python3 -m http.server "$port" --bind 0.0.0.0 --directory www'),
+                   'exec python3 -m http.server "$port" --bind 127.0.0.1 --directory www'),
     "mt_share_audience": "group", "mt_share_group": "mtclass", "mt_share_users": "",
     "mt_share_mode": "card", "mt_share_preset": "weblink",
 }
@@ -57,11 +57,12 @@ def submit_local_http(user: str, **overrides: str) -> str:
     return _launch(user, LOCAL_HTTP_APP, {**LOCAL_HTTP_FORM, **overrides})
 
 
-def http_get_as(user: str, host_name: str, port: str) -> Any:
-    """GET / of HOST_NAME:PORT as `user` from the OOD host (Ruby's stdlib; prints the body)."""
-    script = 'print Net::HTTP.get(ARGV[0], "/", Integer(ARGV[1]))'
+def http_get_as(user: str, host_name: str, port: str, path: str = "/") -> Any:
+    """GET PATH of HOST_NAME:PORT as `user` from the OOD host (Ruby's stdlib; prints the status
+    line's code, a newline, then the body)."""
+    script = 'r = Net::HTTP.get_response(ARGV[0], ARGV[2], Integer(ARGV[1])); puts r.code; print r.body'
     return host("ood").run(as_user(user, f"ruby -rnet/http -e {shlex.quote(script)} "
-                                         f"{shlex.quote(host_name)} {shlex.quote(port)}"))
+                                         f"{shlex.quote(host_name)} {shlex.quote(port)} {shlex.quote(path)}"))
 
 
 def job_state(job_id: str) -> tuple[str, str]:

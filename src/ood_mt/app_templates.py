@@ -102,6 +102,11 @@ def kind_meta(role: str, kind: str, shared: Path = SHARED) -> dict[str, Any]:
 SERVICE_LIBRARY = ("mt_codec.sh", "mt_publish.sh")
 
 
+# The partials a service's template/service_helpers.sh is made of, in order, a blank line between
+# (the small helpers every service uses, then the share gate's start-up: docs/gate.md).
+SERVICE_HELPERS = ("service_helpers.sh", "mt_gate.sh")
+
+
 def service_library_text() -> str:
     """The text of a service's template/mt_share.sh, for tests and tools that run the library
     without building an app."""

@@ -146,8 +146,9 @@ def new_app_cmd(site_file: str, title: str | None, kind: str, out_dir: str | Non
     """
     site = _load(site_file)
     try:
-        # The author's generic kind has no kind.json: its shares carry what the author adds.
-        shares_secrets = kind != AUTHOR_KIND and bool(kind_meta("service", kind).get("shares_secrets", False))
+        # The author's generic kind has no kind.json: its HTTP service is gated by default, so its
+        # shares carry the gate's secret (docs/gate.md).
+        shares_secrets = kind == AUTHOR_KIND or bool(kind_meta("service", kind).get("shares_secrets", False))
     except TemplateError as exc:
         click.echo(f"ood-mt new-app: {exc}", err=True)
         sys.exit(2)

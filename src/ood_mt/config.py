@@ -523,6 +523,7 @@ _ANSWER_PATHS = {
     "tenant_groups": "multitenant.tenant_groups",
     "tenant_group_pattern": "multitenant.tenant_group_pattern",
     "key_dir": "multitenant.keys.dir",
+    "gate_python": "multitenant.gate_python",
     "resources": "multitenant.resources",
 }
 SERVICE_KINDS = ("custom", *SERVICE_APPS)
@@ -564,6 +565,7 @@ def validate_app_answers(answers: dict[str, Any], file: str = "cookiecutter answ
             "tenant_group_pattern": answers.get("tenant_group_pattern", ""),
             "keys": {"dir": answers.get("key_dir"), "master_secret_file": "~/unused"},
             "resources": _ints(answers.get("resources")),
+            "gate_python": answers.get("gate_python", "/opt/ood-mt/venv/bin/python"),
         }
     }
     try:

@@ -500,3 +500,12 @@ def check_admin_access(site: SiteSummary) -> list[str]:
             if (name == "current" or name.endswith(".key")) and not os.access(group_dir / name, os.R_OK):
                 unreadable.append(str(group_dir / name))
     return unreadable
+
+
+def gate_url(conn: dict[str, str]) -> Optional[str]:
+    """The base URL of a gated service (docs/gate.md): http://<host>:<port>/<gate_secret>/, composed
+    by receivers (the gate strips the first path segment); None for a share without a gate secret."""
+    secret, host, port = conn.get("gate_secret"), conn.get("host"), conn.get("port")
+    if not (secret and host and port):
+        return None
+    return f"http://{host}:{port}/{secret}/"

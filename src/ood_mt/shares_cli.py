@@ -169,6 +169,9 @@ def show_command(site_json: Optional[Path], site_file: Optional[Path], squeue: O
     row = _row(ev, me.name)
     assert ev.payload is not None
     row["conn"] = ev.payload["conn"]
+    gate_url = shares.gate_url(row["conn"])
+    if gate_url:
+        row["gate_url"] = gate_url
     if as_json:
         click.echo(json.dumps(row, indent=2, sort_keys=True))
         return
@@ -177,6 +180,8 @@ def show_command(site_json: Optional[Path], site_file: Optional[Path], squeue: O
         click.echo(f"{key}: {row[key]}")
     for key, value in sorted(ev.payload["conn"].items()):
         click.echo(f"conn.{key}: {value}")
+    if gate_url:
+        click.echo(f"url (through the share gate): {gate_url}")
 
 
 @click.command(

@@ -28,7 +28,9 @@ from tests.ood.oodsite import OodSite, publish, squeue_field
 pytestmark = pytest.mark.slurm
 
 PASSWORD = "pw-" + secrets.token_hex(12)
-LLM = {"host": "node7", "port": "41234", "api_url": "http://node7:41234", "model": "qwen2.5-coder:1.5b",
+GATE_SECRET = secrets.token_urlsafe(32)
+LLM_URL = f"http://node7:41234/{GATE_SECRET}"
+LLM = {"host": "node7", "port": "41234", "gate_secret": GATE_SECRET, "model": "qwen2.5-coder:1.5b",
        "models": "llama3.2:1b,qwen2.5-coder:1.5b", "mt_preset": "api"}
 DATABASES = {
     "postgresql": {"engine": "postgresql", "host": "node8", "port": "45432", "database": "shared", "user": "guest",
@@ -92,7 +94,8 @@ def test_jupyter_with_llm_and_postgresql(
     rec, session, out = _run(ood_site, built_apps, "jupyter",
                              {"mt_llm_share": shares["llm"], "mt_database_share": shares["postgresql"]})
     env = rec["env"]
-    assert env["OLLAMA_HOST"] == "http://node7:41234"
+    assert env["OLLAMA_HOST"] == LLM_URL
+    assert GATE_SECRET not in out, "the job's output shows the LLM's gate secret"
     assert [env[v] for v in DB_VARS["postgresql"]] == ["node8", "45432", "shared", "guest", PASSWORD]
     assert not any(v in env for v in DB_VARS["mariadb"]), "MariaDB variables set for a PostgreSQL share"
     assert rec["argv"][1:] == ["lab", f"--config={session}/jupyter_server_config.py"]
@@ -131,9 +134,10 @@ def test_gradio_gets_api_and_model_from_the_share(
     built_apps: Path, ood_site: OodSite, shares: dict[str, str]
 ) -> None:
     rec, session, out = _run(ood_site, built_apps, "gradio", {"mt_llm_share": shares["llm"]})
-    assert "using the shared LLM at http://node7:41234 (model qwen2.5-coder:1.5b)" in out
+    assert "using the shared LLM on node7:41234 (model qwen2.5-coder:1.5b)" in out
+    assert GATE_SECRET not in out, "the job's output shows the LLM's gate secret"
     env = rec["env"]
-    assert (env["MT_LLM_API_URL"], env["MT_LLM_MODEL"]) == ("http://node7:41234", "qwen2.5-coder:1.5b")
+    assert (env["MT_LLM_API_URL"], env["MT_LLM_MODEL"]) == (LLM_URL, "qwen2.5-coder:1.5b")
     chat = (Path(rec["cwd"]) / rec["argv"][1]).resolve()
     assert chat == (session / "mt_gradio_chat.py").resolve() and chat.is_file()
     mine = connection(session)
@@ -203,10 +207,10 @@ def test_codeserver_sets_cline_and_continue_to_the_shared_ollama(
     settings_file = session / "code-server" / "User" / "settings.json"
     continue_file = session / "continue" / "config.json"
     assert json.loads(settings_file.read_text()) == {
-        "cline.apiProvider": "ollama", "cline.ollamaBaseUrl": "http://node7:41234",
-        "cline.ollamaModelId": "qwen2.5-coder:1.5b"}
+        "cline.apiProvider": "openai", "cline.openAiBaseUrl": f"{LLM_URL}/v1", "cline.openAiApiKey": "ollama",
+        "cline.openAiModelId": "qwen2.5-coder:1.5b"}
     (model,) = json.loads(continue_file.read_text())["models"]
-    assert (model["provider"], model["apiBase"], model["model"]) == ("ollama", "http://node7:41234",
+    assert (model["provider"], model["apiBase"], model["model"]) == ("ollama", LLM_URL,
                                                                     "qwen2.5-coder:1.5b")
     assert rec["env"]["CONTINUE_GLOBAL_DIR"] == str(session / "continue")
     assert "--user-data-dir" in rec["argv"] and str(session / "code-server") in rec["argv"]

@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,14 @@ pytestmark = pytest.mark.slurm
 START_DELAY_S = 4  # the double listens this late, so "published before listening" would show
 
 
-def _api_answers(host: str, port: str) -> bool:
+def _api_status(url: str) -> int:
     try:
-        with urllib.request.urlopen(f"http://{host}:{port}/api/version", timeout=10) as resp:
-            return resp.status == 200
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
     except OSError:
-        return False
+        return 0
 
 
 def test_llm_job_publishes_after_listening_and_shares_the_api(
@@ -60,7 +63,8 @@ def test_llm_job_publishes_after_listening_and_shares_the_api(
         listening = re.search(r"ollama-test-double: listening on \S+ since ([0-9.]+)", log)
         assert listening, f"the double never listened: {log}"
         assert float(listening.group(1)) <= published_at, "the share appeared before the API listened"
-        assert _api_answers(host, port), log
+        # The API only through the gate, with the share's secret (docs/gate.md).
+        assert _api_status(f"http://{host}:{port}/api/version") == 404, log
 
         user_key = bytes.fromhex((Path("~mtpub").expanduser() / ".ood-mt" / "user.key").read_text().strip())
         share = codec.decode(job_token(run_as, job), group_key=user_key, jobid=job, owner="mtpub")
@@ -68,19 +72,32 @@ def test_llm_job_publishes_after_listening_and_shares_the_api(
         assert share["app"] == "llm" and share["preset"] == "api"
         assert share["delivery"] == "sys/mt_delivery_default"
         assert conn["host"] == host and conn["port"] == port
-        assert conn["api_url"] == f"http://{host}:{port}"
+        assert "api_url" not in conn, "a bare host:port URL would point past the gate"
+        api = f"http://{host}:{port}/{conn['gate_secret']}"
+        assert _api_status(f"{api}/api/version") == 200, log
         assert conn["models"] == "tinymodel:latest", "models must be what the server reports from OLLAMA_MODELS"
         assert conn["model"] == "tinymodel:latest"
         assert connection(session)["mt_share_status"] == "shared with you only"
 
         # Another user, over TCP, with only what the share says.
-        tags = run_as("mtrecv", ["curl", "--silent", "--fail", "--max-time", "10", f"{conn['api_url']}/api/tags"])
+        tags = run_as("mtrecv", ["curl", "--silent", "--fail", "--max-time", "10", f"{api}/api/tags"])
         assert tags.returncode == 0, tags.stderr
         assert [m["name"] for m in json.loads(tags.stdout)["models"]] == ["tinymodel:latest"]
         chat = run_as("mtrecv", ["curl", "--silent", "--fail", "--max-time", "10", "-d",
                                  json.dumps({"model": conn["model"], "prompt": "ping ü"}),
-                                 f"{conn['api_url']}/api/generate"])
+                                 f"{api}/api/generate"])
         assert json.loads(chat.stdout)["response"] == "echo: ping ü"
+        # Model management is refused: the publisher did not allow pulls in the form.
+        pull = run_as("mtrecv", ["curl", "--silent", "--output", "/dev/null", "--write-out", "%{http_code}",
+                                 "--max-time", "10", "-d", json.dumps({"model": "evil:latest", "stream": False}),
+                                 f"{api}/api/pull"])
+        assert pull.stdout == "403", pull
+        # The secret is in no job output, no process's argv, no log.
+        secret = conn["gate_secret"]
+        assert secret not in (session / "output.log").read_text()
+        ps = run_as("mtrecv", ["ps", "-eo", "args"])
+        assert "ood_mt.gate" in ps.stdout and secret not in ps.stdout
+        assert "ollama-test-double: listening on 127.0.0.1:" in log, "ollama must listen on loopback only"
     finally:
         run_as("mtpub", ["scancel", job])
         wait_for(lambda: job_state(run_as, job) == "", 60, f"job {job} to end")

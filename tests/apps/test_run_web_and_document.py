@@ -36,6 +36,17 @@ def _stop(run_as: Any, job: str) -> None:
     wait_for(lambda: job_state(run_as, job) == "", 60, f"job {job} to end")
 
 
+def _assert_only_through_the_gate(run_as: Any, conn: dict[str, str], marker: str) -> None:
+    """The receiver gets the page at http://host:port/<gate_secret>/; without the secret: 404."""
+    page = run_as("mtrecv", ["curl", "--silent", "--fail", "--max-time", "10",
+                             f"http://{conn['host']}:{conn['port']}/{conn['gate_secret']}/"])
+    assert page.returncode == 0, page.stderr
+    assert marker in page.stdout
+    bare = run_as("mtrecv", ["curl", "--silent", "--output", "/dev/null", "--write-out", "%{http_code}",
+                             "--max-time", "10", f"http://{conn['host']}:{conn['port']}/"])
+    assert bare.stdout == "404", bare
+
+
 def test_dashboard_command_is_shared_as_a_web_link(
     host_slurm: dict[str, str], run_as: Any, built_apps: Path, ood_site: OodSite
 ) -> None:
@@ -45,7 +56,7 @@ def test_dashboard_command_is_shared_as_a_web_link(
     marker = f"dashboard page {secrets.token_hex(8)} ü"
     (site_dir / "index.html").write_text(f"<p>{marker}</p>\n", encoding="utf-8")
     (site_dir / "index.html").chmod(0o644)
-    command = f'cd {site_dir} && exec python3 -m http.server "$port" --bind 0.0.0.0'
+    command = f'cd {site_dir} && exec python3 -m http.server "$port" --bind 127.0.0.1'
     form = forms.service_form("dashboard", mt_share_audience="user", mt_dashboard_type="command",
                               mt_command=command)
     job, session = submit(ood_site, "mtpub", built_apps / "mt_dashboard", form)
@@ -55,11 +66,8 @@ def test_dashboard_command_is_shared_as_a_web_link(
         conn, mine = share["conn"], connection(session)
         assert (share["app"], share["preset"], share["delivery"]) == ("dashboard", "weblink", "sys/mt_delivery_default")
         assert (conn["host"], conn["port"]) == (mine["host"], mine["port"])
-        assert conn["url"] == f"/rnode/{mine['host']}/{mine['port']}/"
-        page = run_as("mtrecv", ["curl", "--silent", "--fail", "--max-time", "10",
-                                 f"http://{conn['host']}:{conn['port']}/"])
-        assert page.returncode == 0, page.stderr
-        assert marker in page.stdout
+        assert "url" not in conn and mine["mt_gate_secret"] == conn["gate_secret"]
+        _assert_only_through_the_gate(run_as, conn, marker)
     finally:
         _stop(run_as, job)
         shutil.rmtree(work, ignore_errors=True)
@@ -78,7 +86,7 @@ def test_local_app_is_shared_as_a_web_link(
     (site_dir / "index.html").write_text(f"<p>{marker}</p>\n", encoding="utf-8")
     (site_dir / "index.html").chmod(0o644)
     form = {**forms.COMMON, **forms.SHARING, "mt_share_audience": "user", "mt_share_preset": "weblink",
-            "mt_command": f'cd {site_dir} && exec python3 -m http.server "$port" --bind 0.0.0.0'}
+            "mt_command": f'cd {site_dir} && exec python3 -m http.server "$port" --bind 127.0.0.1'}
     job, session = submit(ood_site, "mtpub", built_apps / "mt_http_demo", form)
     try:
         wait_for(lambda: job_name(run_as, job).startswith("mt1:"), 60, f"job {job} to publish")
@@ -87,10 +95,7 @@ def test_local_app_is_shared_as_a_web_link(
         assert (share["app"], share["preset"], share["delivery"]) == ("mt_http_demo", "weblink",
                                                                       "sys/mt_delivery_default")
         assert (conn["host"], conn["port"]) == (mine["host"], mine["port"])
-        page = run_as("mtrecv", ["curl", "--silent", "--fail", "--max-time", "10",
-                                 f"http://{conn['host']}:{conn['port']}/"])
-        assert page.returncode == 0, page.stderr
-        assert marker in page.stdout
+        _assert_only_through_the_gate(run_as, conn, marker)
     finally:
         _stop(run_as, job)
         shutil.rmtree(work, ignore_errors=True)

@@ -46,7 +46,7 @@ def test_local_app_form_and_staging_in_ood(built_apps: Path, ood_site: OodSite) 
     app = built_apps / LOCAL_APP
     attrs = form_attributes(ood_site, app)
     assert [v for _label, v in attrs["mt_share_preset"]["options"]] == ["weblink", "debug"]
-    assert attrs["mt_command"]["value"] == 'python3 -m http.server "$port" --bind 0.0.0.0'
+    assert attrs["mt_command"]["value"] == 'python3 -m http.server "$port" --bind 127.0.0.1'
     values = {**forms.COMMON, **forms.SHARING, "mt_share_preset": "weblink", "mt_command": HOSTILE}
     staged = ood_site.stage("mtpub", "4.2.3", LOCAL_APP, values, apps_dir=built_apps)
     assert "--wckey=multitenant" in staged["native"]
@@ -134,16 +134,17 @@ def test_hostile_values_stay_base64_in_rendered_scripts(staged_sessions: list[tu
     assert base64.b64encode(HOSTILE.encode()).decode() in (llm_root / "before.sh").read_text()
 
 
+GATE_SECRET = "gate-secret-Gate-Secret-0123456789_ab"
 PRESET_CONNECTIONS = {
-    "api": {"host": "n1", "port": "4000", "api_url": "http://n1:4000", "model": "llama3.2:1b",
+    "api": {"host": "n1", "port": "4000", "gate_secret": GATE_SECRET, "model": "llama3.2:1b",
             "models": "llama3.2:1b,qwen2.5-coder:1.5b"},
-    "codegen": {"host": "n1", "port": "4000", "api_url": "http://n1:4000", "model": "qwen2.5-coder:1.5b",
+    "codegen": {"host": "n1", "port": "4000", "gate_secret": GATE_SECRET, "model": "qwen2.5-coder:1.5b",
                 "models": "qwen2.5-coder:1.5b"},
     "connection": {"engine": "postgresql", "host": "n1", "port": "5000", "database": "shared", "user": "guest",
                    "password": "pw", "jdbc_url": "jdbc:postgresql://n1:5000/shared"},
     "jdbc": {"engine": "mariadb", "host": "n1", "port": "5001", "database": "shared", "user": "guest",
              "password": "pw", "jdbc_url": "jdbc:mariadb://n1:5001/shared"},
-    "weblink": {"host": "n1", "port": "6000", "url": "/rnode/n1/6000/"},
+    "weblink": {"host": "n1", "port": "6000", "gate_secret": GATE_SECRET},
 }
 
 
@@ -165,7 +166,9 @@ def test_default_view_buttons(built_apps: Path, ood_site: OodSite) -> None:
     view = built_apps / "mt_delivery_default"
     api = render_view(ood_site, view, {**PRESET_CONNECTIONS["api"], "mt_preset": "api"})
     assert "/batch_connect/sys/mt_jupyter/session_contexts/new" in api
-    assert 'ollama.Client(host="http://n1:4000")' in api
+    assert f'ollama.Client(host="http://n1:4000/{GATE_SECRET}")' in api
+    codegen = render_view(ood_site, view, {**PRESET_CONNECTIONS["codegen"], "mt_preset": "codegen"})
+    assert f"<code>http://n1:4000/{GATE_SECRET}/v1</code>" in codegen
     conn = render_view(ood_site, view, {**PRESET_CONNECTIONS["connection"], "mt_preset": "connection"})
     assert "/batch_connect/sys/mt_cloudbeaver/session_contexts/new" in conn
     web = render_view(ood_site, view, {**PRESET_CONNECTIONS["weblink"], "mt_preset": "weblink"})

@@ -116,7 +116,7 @@ def test_stale_publishing_library_and_refresh_app(inventory: Path, tmp_path: Pat
 
 def test_shellcheck_failure_names_the_script(inventory: Path, tmp_path: Path) -> None:
     script = inventory / "apps" / APP / "template" / "script.sh.erb"
-    script.write_text(script.read_text().replace('exec bash -c "${MT_COMMAND}"',
+    script.write_text(script.read_text().replace('mt_gate_run -- bash -c "${MT_COMMAND}"',
                                                  'for f in $(ls); do echo "$f"; done'))
     message = _build_problems(inventory, tmp_path)
     assert "template/script.sh.erb: shellcheck: script.sh:" in message and "SC2045" in message

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ood_mt.config import load_site
-from ood_mt.app_templates import SERVICE_LIBRARY, SHARED, service_library_text
+from ood_mt.app_templates import SERVICE_HELPERS, SERVICE_LIBRARY, SHARED, service_library_text
 from ood_mt.render import INITIALIZER_LIBS, SERVICE_TEMPLATE, build, tree_digest
 from tests.apps.app_render import lab_doc
 
@@ -53,7 +53,7 @@ def test_erb_bash_and_jinja_delimiters_do_not_collide(tmp_path):
 def test_shared_partials_pass_through_jinja_unchanged():
     """The bash partials (the library, the helpers, mt_form_value) contain no Jinja syntax, so they
     stay byte-identical in every app that includes them."""
-    for partial in (*SERVICE_LIBRARY, "service_helpers.sh", "form_value.sh.erb"):
+    for partial in (*SERVICE_LIBRARY, *SERVICE_HELPERS, "form_value.sh.erb"):
         text = (SHARED / "partials" / partial).read_text()
         for token in ("{{", "{%", "{##"):
             assert token not in text, f"{partial} contains Jinja syntax {token!r}"
@@ -68,6 +68,8 @@ def test_cookiecutter_without_input_renders_a_service(tmp_path):
     assert "--wckey=multitenant" in (app / "submit.yml.erb").read_text()
     staged_lib = (app / "template" / "mt_share.sh").read_bytes()
     assert staged_lib == service_library_text().encode()
+    staged_helpers = (app / "template" / "service_helpers.sh").read_text()
+    assert staged_helpers == "\n".join((SHARED / "partials" / name).read_text() for name in SERVICE_HELPERS)
 
 
 def test_cookiecutter_hook_rejects_bad_answers_and_writes_nothing(tmp_path):

@@ -45,8 +45,7 @@ def _owned_by(user: str, path: Path, text: str = "", mode: int = 0o644) -> Path:
 def test_every_form_renders(ood_site: OodSite, ood_version: str) -> None:
     """OOD builds every app's form (services as a publisher, clients as a receiver)."""
     apps = sorted(p.name for p in ood_site.apps.iterdir() if (p / "form.yml.erb").exists())
-    assert len(apps) == len(SERVICE_KINDS) + len(CLIENT_APPS) + len(LOCAL_APPS), apps
-    assert set(LOCAL_APPS) <= set(apps), apps
+    assert apps == sorted([f"mt_{k}" for k in SERVICE_KINDS] + list(CLIENT_APPS) + list(LOCAL_APPS)), apps
     for app in apps:
         user = "mtrecv" if app in CLIENT_APPS else "mtpub"
         form = ood_site.form(user, ood_version, app)
@@ -60,8 +59,9 @@ def test_every_form_renders(ood_site: OodSite, ood_version: str) -> None:
             assert ["mtclass", "mtclass"] in group["options"], f"{app}: mtpub's tenant group is not offered"
             audiences = [v for _label, v in next(a for a in form["attributes"]
                                                  if a["id"] == "mt_share_audience")["options"]]
-            # A database share carries a password: 'selected users' would only look private.
-            expected = ["none", "user", "group"] + ([] if app == "mt_database" else ["users"])
+            # A database share carries a password, a gated service's share (LLM, dashboard, the
+            # generic local app) the gate's secret: 'selected users' would only look private.
+            expected = ["none", "user", "group"] + (["users"] if app == "mt_instruction" else [])
             assert audiences == expected, (app, audiences)
 
 
@@ -81,8 +81,9 @@ def _service_forms(work: Path) -> dict[str, dict[str, Any]]:
         "llm": forms.service_form("llm", **card, mt_model="tinymodel:latest", mt_model_source="path",
                                   mt_model_path=str(models)),
         "database": forms.service_form("database", **card, mt_db_instance="ood" + secrets.token_hex(4)),
-        "dashboard": forms.service_form("dashboard", **card, mt_dashboard_type="command",
-                                        mt_command=f'cd {site} && exec python3 -m http.server "$port"'),
+        "dashboard": forms.service_form(
+            "dashboard", **card, mt_dashboard_type="command",
+            mt_command=f'cd {site} && exec python3 -m http.server "$port" --bind 127.0.0.1'),
         "instruction": forms.service_form("instruction", **card, mt_file_path=str(notes)),
     }
 
@@ -143,7 +144,7 @@ def test_services_publish_and_receivers_see_running_cards(
 
 @pytest.mark.slurm
 def test_clients_launch_with_a_share_chosen(ood_site: OodSite, ood_version: str, host_slurm: dict[str, str]) -> None:
-    llm = {"host": "node7", "port": "41234", "api_url": "http://node7:41234", "model": "m1", "models": "m1"}
+    llm = {"host": "node7", "port": "41234", "gate_secret": "g" * 43, "model": "m1", "models": "m1"}
     db = {"engine": "postgresql", "host": "node8", "port": "45432", "database": "shared", "user": "guest",
           "password": "pw-" + secrets.token_hex(8), "jdbc_url": "jdbc:postgresql://node8:45432/shared"}
     jobs = [publish(ood_site, "mtpub", app="llm", conn=llm), publish(ood_site, "mtpub", app="database", conn=db)]
@@ -198,12 +199,14 @@ def test_regressions_the_suite_must_catch(ood_site: OodSite, host_slurm: dict[st
         assert not Path(staged["staged_root"], "script.sh").stat().st_mode & 0o111
 
         def misspelled(app: Path) -> None:
-            after = app / "template" / "after.sh.erb"
-            after.write_text(after.read_text().replace("wait_until_port_used", "wait_until_port"))
+            # The dashboard waits through mt_gate_wait (the gate's helpers, in service_helpers.sh).
+            helpers = app / "template" / "service_helpers.sh"
+            assert "wait_until_port_used" in helpers.read_text()
+            helpers.write_text(helpers.read_text().replace("wait_until_port_used", "wait_until_port"))
 
         helper = broken_copy("helper", "mt_dashboard", misspelled)
         form = forms.service_form("dashboard", mt_share_audience="user", mt_dashboard_type="command",
-                                  mt_command='exec python3 -m http.server "$port"')
+                                  mt_command='exec python3 -m http.server "$port" --bind 127.0.0.1')
         got = ood_site.launch("mtpub", "4.2.3", "mt_dashboard", form, apps_dir=helper)
         job = str(got["job_id"])
         try:

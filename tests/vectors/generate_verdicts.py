@@ -118,6 +118,11 @@ def cases() -> list[dict[str, Any]]:
                  share_record("105", "alice", payload(mode="form"), aud="~alice"),
                  record("106", "alice", "multitenant", "sys/dashboard/sys/mt_database")],
          {"101": "accepted", "102": "accepted", "103": "accepted", "104": "accepted", "105": "accepted"})
+    gated = payload(app="llm", preset="api", conn={"host": "node7", "port": "41234",
+                                                   "gate_secret": "Gs" * 21 + "_-", "model": "llama3.2:1b",
+                                                   "models": "llama3.2:1b", "mt_preset": "api"})
+    case("a gated service's share carries the gate's secret", BOB, [share_record("111", "alice", gated)],
+         {"111": "accepted"})
     case("who may publish to whom", BOB,
          [share_record("201", "carol", payload()),
           share_record("202", "mallory", payload()),
@@ -147,6 +152,8 @@ def cases() -> list[dict[str, Any]]:
         "313": payload(preset="not a preset"),
         "314": payload(conn_changes={"database": "shared`; DROP"}),
         "315": payload(title="   "),
+        "316": payload(conn_changes={"gate_secret": "short-secret"}),
+        "317": payload(conn_changes={"gate_secret": "s" * 40 + "/../x"}),
     }
     # "created" as a string is refused by the codec's own payload check (bad-payload).
     case("values outside the contract", BOB, [share_record(j, "alice", p) for j, p in bad_fields.items()],

@@ -174,7 +174,7 @@ def test_shared_page_cannot_act_as_the_receiver(web_apps_site: tuple[OodSite, in
         os.chown(path, publisher.pw_uid, publisher.pw_gid)
     form = forms.service_form("dashboard", mt_share_audience="group", mt_share_group="mtclass", mt_share_mode="card",
                               mt_dashboard_type="command",
-                              mt_command=f'cd {page_dir} && exec python3 -m http.server "$port"')
+                              mt_command=f'cd {page_dir} && exec python3 -m http.server "$port" --bind 127.0.0.1')
     launched = site.launch("mtpub", OOD_VERSION, "mt_dashboard", form)
     job = str(launched["job_id"])
     apache = None
@@ -192,7 +192,9 @@ def test_shared_page_cannot_act_as_the_receiver(web_apps_site: tuple[OodSite, in
         link = re.search(r'href="(http://[^"]+/rnode/[^"]+)"', body)
         assert link, f"the card links no shared web app:\n{body}"
         url = link.group(1)
-        assert url == f"http://{APPS_HOST}:{apps_port}/rnode/{shared['host']}/{shared['port']}/", url
+        # Through the share gate: its secret is the first path segment (docs/gate.md).
+        assert url == (f"http://{APPS_HOST}:{apps_port}/rnode/{shared['host']}/{shared['port']}/"
+                       f"{shared['mt_gate_secret']}/"), url
         assert 'href="/rnode/' not in body and 'action="/rnode/' not in body, body
 
         # The real Apache, configured from the OOD role's template, serves that origin.
@@ -205,7 +207,9 @@ def test_shared_page_cannot_act_as_the_receiver(web_apps_site: tuple[OodSite, in
         # Nothing of the dashboard, and no host the site did not allow, behind that name.
         assert apache.get("/pun/sys/dashboard/") == 404
         assert apache.get(f"/rnode/localhost/{receiver_dashboard.port}/login") == 404
-        assert apache.get("/rnode/" + shared["host"] + "/" + shared["port"] + "/") == 200, apache.log()
+        gated = f"/rnode/{shared['host']}/{shared['port']}/{shared['mt_gate_secret']}/"
+        assert apache.get(gated) == 200, apache.log()
+        assert apache.get("/rnode/" + shared["host"] + "/" + shared["port"] + "/") == 404, "past the gate"
 
         # Isolated: signed in to the dashboard, the receiver opens the card's link.
         isolated = open_in_browser(f"{dashboard_origin}/login?next={url}", work / "browser-isolated")
@@ -218,7 +222,7 @@ def test_shared_page_cannot_act_as_the_receiver(web_apps_site: tuple[OodSite, in
         assert any(r.startswith("files ") and "no session" in r for r in receiver_dashboard.refused), receiver_dashboard
 
         # Control: the same page opened as OOD's own /rnode opens it, on the dashboard's origin.
-        same_origin = open_in_browser(f"{dashboard_origin}/login?next=/rnode/{shared['host']}/{shared['port']}/",
+        same_origin = open_in_browser(f"{dashboard_origin}/login?next={gated}",
                                       work / "browser-same-origin")
         assert same_origin["files"] == f"200:{SECRET}", same_origin
         assert str(same_origin["submit"]).startswith("200"), same_origin

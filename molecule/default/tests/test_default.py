@@ -156,8 +156,12 @@ def test_end_to_end_local_app_card() -> None:
         assert card["token"] == "sys/mt_delivery_default", card
         conn = card["connect"]
         assert (conn["mt_app"], conn["mt_preset"]) == (LOCAL_HTTP_APP, "weblink"), conn
-        page = http_get_as("mtrecv", conn["host"], conn["port"])
-        assert page.rc == 0 and LOCAL_HTTP_TEXT in page.stdout, f"GET as mtrecv: {page.stdout} {page.stderr}"
+        # Through the share gate (docs/gate.md): the card holds the secret; without it, 404.
+        page = http_get_as("mtrecv", conn["host"], conn["port"], f"/{conn['gate_secret']}/")
+        assert page.rc == 0 and page.stdout.startswith("200\n") and LOCAL_HTTP_TEXT in page.stdout, \
+            f"GET as mtrecv: {page.stdout} {page.stderr}"
+        bare = http_get_as("mtout", conn["host"], conn["port"], "/")
+        assert bare.rc == 0 and bare.stdout.startswith("404\n") and LOCAL_HTTP_TEXT not in bare.stdout, bare.stdout
         out = dashboard("mtout")
         assert not [c for c in out["cards"] if c["job_id"] == job_id]
         # mtout is not in the publisher group: the app is not readable for it

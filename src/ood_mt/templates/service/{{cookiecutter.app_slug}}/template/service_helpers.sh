@@ -1,1 +1,2 @@
 {% include "partials/service_helpers.sh" %}
+{% include "partials/mt_gate.sh" %}

@@ -38,7 +38,7 @@ TOP_KEY = "multitenant"
 SITE_JSON_PATH = Path("/etc/ood-mt/site.json")
 SITE_JSON_IN_BUILD = Path("etc") / "site.json"
 # Format of site.json (public_summary); readers refuse other formats.
-SITE_JSON_FORMAT = 2
+SITE_JSON_FORMAT = 3
 # The dashboard env (dotenv) variable that switches the initializer on, and the line
 # pattern the roles manage it by (an optional `export`, spaces around `=`). Copies in YAML
 # and Ruby are pinned to these by tests/build/test_contract_copies.py.
@@ -446,6 +446,9 @@ class SiteConfig:
             "key_dir": d["keys"]["dir"],
             "key_version": d["keys"]["current_version"],
             "refresh_seconds": d["refresh_seconds"],
+            "discovery_interval_seconds": d["discovery"]["interval_seconds"],
+            "spool_dir": d["discovery"]["spool_dir"],
+            "card_cluster": d["discovery"]["card_cluster"] or d["cluster"],
             # Derived values: every host program reads these here instead of keeping a copy.
             "squeue": "squeue",
             "squeue_timeout_seconds": SQUEUE_TIMEOUT_SECONDS,

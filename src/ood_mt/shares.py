@@ -64,13 +64,14 @@ _KINDS = {"text": "a non-empty string", "string": "a string", "count": "a non-ne
 # site.json field -> what it must be (config.SiteConfig.public_summary writes them).
 _SUMMARY_FIELDS = {"site": "text", "cluster": "text", "wckey": "text", "publisher_group": "text",
                    "tenant_groups": "names", "tenant_group_pattern": "string", "key_dir": "text",
-                   "refresh_seconds": "count", "squeue": "text", "squeue_timeout_seconds": "seconds",
+                   "refresh_seconds": "count", "discovery_interval_seconds": "seconds", "spool_dir": "text",
+                   "card_cluster": "text", "squeue": "text", "squeue_timeout_seconds": "seconds",
                    "delivery_apps": "names", "preset_delivery": "name map"}
 
 
 @dataclass(frozen=True)
 class SiteSummary:
-    """The public facts of a site that discovery and verification need: site.json, format 2
+    """The public facts of a site that discovery and verification need: site.json, format 3
     (``config.SiteConfig.public_summary``), read as written, never completed with defaults here."""
 
     site: str
@@ -81,6 +82,9 @@ class SiteSummary:
     tenant_group_pattern: str
     key_dir: Path
     refresh_seconds: int
+    discovery_interval_seconds: int
+    spool_dir: Path
+    card_cluster: str
     squeue: str
     squeue_timeout_seconds: float
     delivery_apps: tuple[str, ...]
@@ -110,7 +114,9 @@ class SiteSummary:
         return cls(site=v["site"], cluster=v["cluster"], wckey=v["wckey"].lower(),
                    publisher_group=v["publisher_group"], tenant_groups=tuple(v["tenant_groups"]),
                    tenant_group_pattern=v["tenant_group_pattern"], key_dir=Path(v["key_dir"]),
-                   refresh_seconds=v["refresh_seconds"], squeue=v["squeue"],
+                   refresh_seconds=v["refresh_seconds"],
+                   discovery_interval_seconds=int(v["discovery_interval_seconds"]), spool_dir=Path(v["spool_dir"]),
+                   card_cluster=v["card_cluster"], squeue=v["squeue"],
                    squeue_timeout_seconds=float(v["squeue_timeout_seconds"]),
                    delivery_apps=tuple(v["delivery_apps"]), preset_delivery=dict(v["preset_delivery"]))
 

@@ -1,4 +1,4 @@
-"""site.json (format 2) is read as `ood-mt build` writes it: the CLI takes squeue, its timeout
+"""site.json (format 3) is read as `ood-mt build` writes it: the CLI takes squeue, its timeout
 and the delivery apps from it, and refuses a format-1 file with a rebuild hint."""
 
 from __future__ import annotations
@@ -27,7 +27,10 @@ def write_summary(tmp_path: Path, **change: object) -> Path:
 def test_the_summary_is_read_as_written(tmp_path: Path) -> None:
     written = load_site(LAB_SITE).public_summary()
     site = shares.load_site_summary(write_summary(tmp_path))
-    assert written["format"] == SITE_JSON_FORMAT == 2
+    assert written["format"] == SITE_JSON_FORMAT == 3
+    assert site.discovery_interval_seconds == written["discovery_interval_seconds"] == 10
+    assert str(site.spool_dir) == written["spool_dir"] == "/var/lib/ood-mt/spool"
+    assert site.card_cluster == written["card_cluster"] == written["cluster"]  # empty card_cluster: the site's
     assert site.squeue == written["squeue"]
     assert site.squeue_timeout_seconds == written["squeue_timeout_seconds"]
     assert list(site.delivery_apps) == written["delivery_apps"]
@@ -39,7 +42,7 @@ def test_a_format_1_summary_asks_for_a_rebuild(tmp_path: Path) -> None:
     path = write_summary(tmp_path, format=1)
     with pytest.raises(shares.SiteSummaryError) as info:
         shares.load_site_summary(path)
-    assert str(info.value).startswith(f"{path}: format 1, but this ood-mt reads format 2")
+    assert str(info.value).startswith(f"{path}: format 1, but this ood-mt reads format 3")
     assert "fix: rebuild it with `ood-mt build` and redeploy" in str(info.value)
 
 

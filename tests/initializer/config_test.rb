@@ -2,7 +2,7 @@
 
 require_relative "test_helper"
 
-# The site description the initializer reads at run time (site.json, format 2 of
+# The site description the initializer reads at run time (site.json, format 3 of
 # SiteConfig.public_summary): every value used comes from the file, and a file that cannot
 # be used is one SiteFileError naming the file, what is wrong and the fix.
 class ConfigTest < Minitest::Test
@@ -47,7 +47,7 @@ class ConfigTest < Minitest::Test
                  "etc/site.json there) or set OOD_MT_SITE_JSON", error.message
     assert_refused("{not json", /not valid JSON/)
     assert_refused("[]", /not a JSON object/)
-    assert_refused(SITE_SUMMARY.merge("format" => 1), /format 1, this initializer reads format 2/)
+    assert_refused(SITE_SUMMARY.merge("format" => 1), /format 1, this initializer reads format 3/)
     assert_refused(SITE_SUMMARY.reject { |k, _| k == "format" }, /field format is missing/)
     %w[site cluster wckey publisher_group tenant_groups tenant_group_pattern key_dir refresh_seconds squeue
        squeue_timeout_seconds delivery_apps].each do |name|

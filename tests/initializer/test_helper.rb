@@ -25,7 +25,7 @@ PYTHON = [ENV["OOD_MT_PYTHON"].to_s, File.join(REPO_ROOT, ".venv/bin/python"), "
 # This checkout's ood_mt first, whichever Python runs it.
 PYTHON_ENV = { "PYTHONPATH" => [File.join(REPO_ROOT, "src"), ENV["PYTHONPATH"]].compact.join(":") }.freeze
 
-# The lab site's site.json (SiteConfig.public_summary, format 2) as `ood-mt build` writes it:
+# The lab site's site.json (SiteConfig.public_summary, format 3) as `ood-mt build` writes it:
 # the tests' sites are this with a few fields changed, never a copy kept here.
 def python_site_summary
   script = "import json; from ood_mt import config; " \
@@ -96,7 +96,7 @@ module InitializerTestHelpers
   # The lab site's site.json with OVER changed (field names as in site.json).
   def site_config(over = {})
     MultiTenant::Config.new(SITE_SUMMARY.merge("publisher_group" => "root", "key_dir" => "/nonexistent",
-                                               "cluster" => "hostlab").merge(over), contract: CONTRACT_DATA)
+                                               "cluster" => "hostlab", "card_cluster" => "hostlab").merge(over), contract: CONTRACT_DATA)
   end
 end
 

@@ -136,7 +136,7 @@ def test_an_unusable_site_json_is_one_log_line_and_the_page_works(ood_site: OodS
     assert attrs["mt_llm_share"]["options"] == [["(none)", ""]]
     lines = _kit_lines(booted["log"])
     expected = {"missing": "missing; fix: run playbooks/site.yml", "not json": "not valid JSON",
-                "format 1": "format 1, this initializer reads format 2",
+                "format 1": "format 1, this initializer reads format 3",
                 "no squeue": "field squeue is missing"}[problem]
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"ood-mt: site description {site_json}: ") and expected in lines[0], lines

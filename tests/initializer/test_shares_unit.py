@@ -14,7 +14,8 @@ from ood_mt import shares, shares_cli
 HANGING_SQUEUE_DOUBLE = Path(__file__).resolve().parent / "hanging_squeue_double.sh"
 SITE = {"site": "lab", "cluster": "hostlab", "wckey": "multitenant", "publisher_group": "mtusr",
         "tenant_groups": ["mtclass"], "tenant_group_pattern": "", "key_dir": "/etc/ood-mt/keys",
-        "refresh_seconds": 30, "format": 2, "squeue": "squeue", "squeue_timeout_seconds": 10,
+        "refresh_seconds": 30, "format": 3, "squeue": "squeue", "squeue_timeout_seconds": 10,
+        "discovery_interval_seconds": 10, "spool_dir": "/var/lib/ood-mt/spool", "card_cluster": "hostlab",
         "delivery_apps": ["mt_delivery_default", "mt_delivery_debug", "mt_delivery_readfile"],
         "preset_delivery": {"debug": "debug", "document": "readfile"}}
 

@@ -35,7 +35,9 @@ def outcome(vectors: dict[str, Any], case: dict[str, Any], key_dir: Path, homes:
     site_v = vectors["site"]
     site = shares.SiteSummary(site="vectors", cluster="vectors", wckey=site_v["wckey"],
                               publisher_group=site_v["publisher_group"], tenant_groups=tuple(site_v["tenant_groups"]),
-                              tenant_group_pattern="", key_dir=key_dir, refresh_seconds=0, squeue="squeue",
+                              tenant_group_pattern="", key_dir=key_dir, refresh_seconds=0,
+                              discovery_interval_seconds=10, spool_dir=Path("/nonexistent"), card_cluster="vectors",
+                              squeue="squeue",
                               squeue_timeout_seconds=10, delivery_apps=tuple(site_v["delivery_apps"]),
                               preset_delivery={})
     me = case["me"]

@@ -30,7 +30,7 @@ module MultiTenant
     def output_dir(share_or_token, id)
       token = share_or_token.is_a?(String) ? share_or_token : "sys/#{share_or_token.delivery_app}"
       parts = [batch_connect]
-      parts << @config.cluster if @per_cluster
+      parts << @config.card_cluster if @per_cluster
       File.join(*parts, token, "output", id)
     end
 
@@ -57,7 +57,7 @@ module MultiTenant
     def db_record(share)
       {
         "id" => share.card_id,
-        "cluster_id" => @config.cluster,
+        "cluster_id" => @config.card_cluster,
         "job_id" => share.jobid.to_s,
         "created_at" => created_at(share),
         "token" => "sys/#{share.delivery_app}",

@@ -3,7 +3,7 @@
 # ood-multitenant: the site description, read at run time.
 #
 # Nothing about a site is baked into the initializer: it reads site.json (default
-# /etc/ood-mt/site.json), which `ood-mt build` writes as OUT/etc/site.json (format 2 of
+# /etc/ood-mt/site.json), which `ood-mt build` writes as OUT/etc/site.json (format 3 of
 # SiteConfig.public_summary in src/ood_mt/config.py) and the ood_mt_keys role installs on
 # OOD and compute hosts. Values derived from the site (squeue, its timeout, the delivery
 # apps) are read there too, so no program keeps a copy of them.
@@ -16,7 +16,7 @@ module MultiTenant
 
   # The site settings of one dashboard process.
   class Config
-    FORMAT = 2
+    FORMAT = 3
     # Overrides the site.json path (tests). Safe: the dashboard (PUN) runs as the user, so
     # another site.json only changes what that user is shown; it grants no key, file or
     # Slurm right the user does not already have.
@@ -24,7 +24,7 @@ module MultiTenant
     REBUILD = "fix: rebuild it with `ood-mt build` and redeploy (the ood_mt_keys role installs OUT/etc/site.json)"
 
     attr_reader :source, :site, :wckey, :publisher_group, :tenant_groups, :tenant_group_pattern, :key_dir,
-                :cluster, :refresh_seconds, :squeue, :timeout_seconds, :delivery_apps, :contract
+                :cluster, :card_cluster, :refresh_seconds, :discovery_interval_seconds, :spool_dir, :squeue, :timeout_seconds, :delivery_apps, :contract
 
     # The site.json to read: $OOD_MT_SITE_JSON when set, else DEFAULT (baked in by ood-mt build).
     def self.site_json_path(default, env = ENV)
@@ -69,7 +69,8 @@ module MultiTenant
     private
 
     def read_fields
-      @site, @cluster, @publisher_group, @key_dir, @squeue = %w[site cluster publisher_group key_dir squeue].map do |name|
+      @site, @cluster, @card_cluster, @publisher_group, @key_dir, @squeue, @spool_dir =
+        %w[site cluster card_cluster publisher_group key_dir squeue spool_dir].map do |name|
         field(name) { |v| v.is_a?(String) && !v.empty? }
       end
       @wckey = field("wckey") { |v| v.is_a?(String) && !v.empty? }.downcase
@@ -77,6 +78,7 @@ module MultiTenant
       pattern = field("tenant_group_pattern") { |v| v.is_a?(String) }
       @tenant_group_pattern = pattern.empty? ? nil : Regexp.new("\\A(?:#{pattern})\\z")
       @refresh_seconds = field("refresh_seconds") { |v| v.is_a?(Integer) && v >= 0 }
+      @discovery_interval_seconds = field("discovery_interval_seconds") { |v| v.is_a?(Integer) && v.positive? }
       @timeout_seconds = Float(field("squeue_timeout_seconds") { |v| v.is_a?(Numeric) && v.positive? })
       @delivery_apps = field("delivery_apps") { |v| v.is_a?(Array) && !v.empty? && v.all?(String) }.dup.freeze
     rescue RegexpError => e

@@ -64,6 +64,7 @@ class OodLab:
         extra = {"multitenant": {"site": "t", "paths": {"dashboard_config_dir": str(self.dash_dir),
                                                         "ood_apps_dir": str(self.apps_dir)}, **(site or {})},
                  "ood_mt_ood_build_dir": str(self.build), "ood_mt_ood_state_file": str(self.state_file),
+                 "ood_mt_ood_bundle_file": str(self.root / "host/var/lib/ood-mt/bundle.tar"),
                  "ood_mt_ood_enable": enable, **(role_vars or {})}
         argv = [tool("ansible-playbook"), "-i", "localhost,", str(self.playbook), "-e", json.dumps(extra), "--diff"]
         if check:

@@ -17,6 +17,7 @@ def test_apps_and_initializer_are_gone_rest_of_ood_kept() -> None:
     left = [app["dest"] for app in man["apps"] if ood.file(app["dest"]).exists]
     assert left == [], f"apps still installed: {left}"
     assert not ood.file(man["initializer"]["dest"]).exists
+    assert not ood.file("/var/lib/ood-mt/ood-apps-bundle.tar").exists
     assert ood.file("/var/www/ood/apps/sys").is_directory
     assert ood.file("/etc/ood/config/apps/dashboard/initializers").is_directory
 

@@ -29,13 +29,18 @@ class OodLab:
         self.dash_dir = root / "host/etc/ood/config/apps/dashboard"
         self.state_file = root / "host/etc/ood-mt/installed-apps.json"
         self.build = root / "build"
+        self.clusters_dir = root / "clusters.d"
+        self.clusters_dir.mkdir(parents=True)
+        (self.clusters_dir / "t.yml").write_text("---\nv2:\n  metadata:\n    title: T\n  job:\n    adapter: slurm\n")
         self.playbook = root / "play.yml"
         self.playbook.write_text(yaml.safe_dump([{
             "name": "OOD role under test", "hosts": "localhost", "connection": "local",
             "gather_facts": False, "roles": ["ood_mt.multitenant.ood_mt_ood"]}]))
 
-    def write_build(self, apps: dict[str, tuple[str, dict[str, str]]]) -> None:
+    def write_build(self, apps: dict[str, tuple[str, dict[str, str]]], card_cluster: str = "t") -> None:
         """apps: name -> (role, {relative path: content})."""
+        (self.build / "etc").mkdir(parents=True, exist_ok=True)
+        (self.build / "etc/site.json").write_text(json.dumps({"cluster": "t", "card_cluster": card_cluster}))
         manifest: dict = {"format": 1, "site": "t", "apps": [], "files": []}
         for name, (role, files) in sorted(apps.items()):
             gated = role == "service"
@@ -65,6 +70,7 @@ class OodLab:
                                                         "ood_apps_dir": str(self.apps_dir)}, **(site or {})},
                  "ood_mt_ood_build_dir": str(self.build), "ood_mt_ood_state_file": str(self.state_file),
                  "ood_mt_ood_bundle_file": str(self.root / "host/var/lib/ood-mt/bundle.tar"),
+                 "ood_mt_ood_clusters_dir": str(self.clusters_dir),
                  "ood_mt_ood_enable": enable, **(role_vars or {})}
         argv = [tool("ansible-playbook"), "-i", "localhost,", str(self.playbook), "-e", json.dumps(extra), "--diff"]
         if check:
@@ -174,12 +180,37 @@ def test_bad_manifest_is_refused_before_any_change(lab: OodLab) -> None:
     assert not (lab.root / "host").exists()
 
 
+def test_a_site_cluster_without_its_clusters_d_file_is_refused_before_any_change(lab: OodLab) -> None:
+    (lab.clusters_dir / "t.yml").unlink()
+    result = lab.play()
+    assert result.rc != 0
+    assert f"has no {lab.clusters_dir}/t.yml" in result.stdout
+    assert "must name one of OOD's clusters.d files" in result.stdout
+    assert not (lab.root / "host").exists()
+
+
+def test_the_kits_cluster_entry_adds_the_shim_hides_itself_and_keeps_the_site_cluster(lab: OodLab) -> None:
+    """discovery.card_cluster (PrivateData=jobs): cards name the kit's entry, which is the site's
+    cluster file plus the squeue shim for OOD's status check, hidden from OOD's menus."""
+    lab.write_build({"mt_x": ("client", {"manifest.yml": "name: x\n"})}, card_cluster="t_mt")
+    first = lab.play(role_vars={"ood_mt_ood_squeue_shim": "/opt/ood-mt/venv/bin/ood-mt-squeue"})
+    assert first.rc == 0, first.output
+    entry = yaml.safe_load((lab.clusters_dir / "t_mt.yml").read_text())
+    assert entry["v2"]["job"] == {"adapter": "slurm", "bin_overrides": {"squeue": "/opt/ood-mt/venv/bin/ood-mt-squeue"}}
+    assert entry["v2"]["metadata"] == {"title": "T (shared sessions)", "hidden": True}
+    assert (lab.clusters_dir / "t_mt.yml").read_text().startswith("# Written by role ood_mt_ood")
+    assert yaml.safe_load((lab.clusters_dir / "t.yml").read_text())["v2"]["metadata"] == {"title": "T"}
+    again = lab.play(role_vars={"ood_mt_ood_squeue_shim": "/opt/ood-mt/venv/bin/ood-mt-squeue"})
+    assert again.rc == 0 and again.recap()["changed"] == 0, again.output
+
+
 @pytest.mark.skipif(not (Path(tool("ood-mt")).exists()), reason="needs the ood-mt CLI (pip install -e .)")
 def test_real_build_installs_and_is_idempotent(tmp_path: Path, temp_groups: list[str]) -> None:
     """`ood-mt build` output from the lab site file, with its paths pointed into tmp."""
     site = lab_doc()  # the lab's site-local app at its absolute path
     lab = OodLab(tmp_path, temp_groups)
     site["multitenant"]["site"] = "t"
+    (lab.clusters_dir / f"{site['multitenant']['cluster']}.yml").write_text("---\nv2:\n  job:\n    adapter: slurm\n")
     site["multitenant"]["publisher_group"] = lab.publisher
     site["multitenant"]["tenant_groups"] = [temp_groups[1]]
     site["multitenant"]["paths"] = {"ood_apps_dir": str(lab.apps_dir), "dashboard_config_dir": str(lab.dash_dir)}

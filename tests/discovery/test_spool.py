@@ -5,12 +5,9 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import shutil
 import stat
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,17 +17,6 @@ from tests.discovery.spool_fixtures import fresh_spool, identity, share_row, sit
 from tests.initializer.test_shares_unit import squeue_row
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the spool writer chowns files (root)")
-
-
-@pytest.fixture
-def open_tmp() -> Iterator[Path]:
-    """A directory the lab users can reach (pytest's tmp_path is under a root-only 0700 dir)."""
-    base = Path(tempfile.mkdtemp(prefix="ood-mt-spool-", dir="/tmp"))
-    base.chmod(0o755)
-    try:
-        yield base
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def _records(data: bytes) -> list[str]:
@@ -171,7 +157,7 @@ def test_an_outsider_cannot_read_the_group_file(open_tmp: Path) -> None:
     fresh_spool(spool_dir, share_row("110", "mtpub", "mtclass") + share_row("111", "mtpub", "~mtpub"))
     for user, rel, readable in (("mtout", "group/mtclass.listing", False), ("mtrecv", "group/mtclass.listing", True),
                                 ("mtrecv", "user/mtpub.listing", False), ("mtpub", "user/mtpub.listing", True)):
-        done = subprocess.run(["runuser", "-u", user, "--", "cat", str(spool_dir / rel)], capture_output=True,
+        done = subprocess.run(["/usr/sbin/runuser", "-u", user, "--", "cat", str(spool_dir / rel)], capture_output=True,
                               check=False)
         assert (done.returncode == 0) is readable, (user, rel, done.stderr)
 

@@ -151,6 +151,8 @@ class Job:
     name: str
     comment: str
     start_time: Optional[int] = None  # epoch seconds of Slurm's StartTime (local time), None when not started
+    # The record's bytes exactly as squeue printed them (the discovery spool stores these).
+    record: bytes = field(default=b"", repr=False, compare=False)
 
 
 def squeue_argv(squeue: str, jobid: Optional[str] = None) -> list[str]:
@@ -201,7 +203,7 @@ def parse_squeue(output: bytes) -> list[Job]:
             comment = ""
         if name.startswith(codec.PREFIX):
             jobs.append(Job(jobid=jobid_b.decode(), owner=user_b.decode(), wckey=wckey_b.decode("utf-8", "replace"),
-                            name=name, comment=comment, start_time=_local_epoch(start_text)))
+                            name=name, comment=comment, start_time=_local_epoch(start_text), record=record))
     return jobs
 
 
@@ -210,6 +212,16 @@ def _local_epoch(text: str) -> Optional[int]:
     if not text[:1].isdigit():
         return None
     return int(datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S").timestamp())
+
+
+def is_group_name(name: str) -> bool:
+    """A group audience as receivers accept it (a POSIX-style name, never '.' first)."""
+    return _GROUP_RE.fullmatch(name) is not None
+
+
+def is_site_wckey(site: SiteSummary, wckey: str) -> bool:
+    """Is ``wckey`` (as squeue prints it: any case, '*' when it is the user's default) the site's?"""
+    return wckey.lower().removeprefix("*") == site.wckey
 
 
 def run_with_timeout(argv: list[str], timeout: float) -> bytes:
@@ -354,7 +366,7 @@ class Verifier:
     def _run(self, ev: Evaluation, check_wckey: bool) -> None:
         job = ev.job
         if check_wckey:
-            if job.wckey.lower().removeprefix("*") != self.site.wckey:
+            if not is_site_wckey(self.site, job.wckey):
                 raise Rejected("wrong-wckey", f"job wckey {job.wckey!r}, site wckey {self.site.wckey}")
             ev.steps.append(Step("wckey", True, f"{job.wckey} is the site WCKey"))
         else:
@@ -394,7 +406,7 @@ class Verifier:
             if kv != keys.USER_KEY_VERSION:
                 raise Rejected("key-version-retired", f"user keys have version 1, got {kv}")
             return self._user_key(aud[1:]), aud
-        if not _GROUP_RE.fullmatch(aud):
+        if not is_group_name(aud):
             raise Rejected("bad-encoding", f"audience {aud!r} is not a group name")
         if not self.site.is_tenant_group(aud):
             raise Rejected("not-in-audience", f"{aud} is not a tenant group of this site")

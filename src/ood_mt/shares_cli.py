@@ -15,7 +15,7 @@ from typing import Any, Callable, NoReturn, Optional
 
 import click
 
-from ood_mt import codec, shares
+from ood_mt import codec, shares, spool
 from ood_mt.codec import Rejected
 from ood_mt.config import SITE_JSON_PATH
 
@@ -27,7 +27,9 @@ def _site_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--timeout", type=float, default=None,
                         help="Seconds squeue may take before it is killed (default: site.json's "
                              "squeue_timeout_seconds).")(func)
-    func = click.option("--squeue", default=None, help="squeue binary to call (default: site.json's squeue).")(func)
+    func = click.option("--squeue", default=None,
+                        help="squeue binary to call; also means: query Slurm directly, not the discovery "
+                             "spool (default: site.json's squeue, when the spool is stale).")(func)
     func = click.option("--site", "site_file", type=click.Path(dir_okay=False, path_type=Path),
                         help=_SITE_FILE_HELP)(func)
     func = click.option("--site-json", type=click.Path(dir_okay=False, path_type=Path), help=_SITE_HELP)(func)
@@ -46,24 +48,44 @@ def _load(command: str, site_json: Optional[Path], site_file: Optional[Path]) ->
         _fail(command, str(exc))
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class _Slurm:
-    """How this command calls squeue: site.json's squeue and timeout unless --squeue/--timeout say otherwise."""
+    """Where this command finds running jobs: the discovery spool while it is fresh (``spool_site``),
+    else site.json's squeue and timeout; --squeue/--timeout mean "query Slurm directly"."""
 
     command: str
     squeue: str
     timeout: float
+    spool_site: Optional[shares.SiteSummary] = None
 
     @classmethod
     def of(cls, command: str, site: shares.SiteSummary, squeue: Optional[str],
-           timeout: Optional[float]) -> _Slurm:
-        return cls(command, squeue or site.squeue, site.squeue_timeout_seconds if timeout is None else timeout)
+           timeout: Optional[float], *, spool_ok: bool = False) -> _Slurm:
+        return cls(command, squeue or site.squeue, site.squeue_timeout_seconds if timeout is None else timeout,
+                   site if spool_ok and squeue is None else None)
 
     def discover(self, jobid: Optional[str] = None) -> list[shares.Job]:
         try:
             return shares.discover(self.squeue, self.timeout, jobid)
         except shares.DiscoveryError as exc:
             _fail(self.command, f"{exc}; is Slurm reachable from this host?")
+
+    def spooled(self, me: shares.Identity) -> Optional[list[shares.Job]]:
+        """The running share-like jobs ``me`` may see from the spool; None when it is stale or
+        missing (said once on stderr) or this command queries Slurm directly."""
+        if self.spool_site is None:
+            return None
+        got = spool.read(self.spool_site, me)
+        if got.jobs is None:
+            click.echo(f"ood-mt {self.command}: discovery spool not used ({got.reason}); asking Slurm directly",
+                       err=True)
+            self.spool_site = None
+        return got.jobs
+
+    def running(self, me: shares.Identity) -> list[shares.Job]:
+        """Running share-like jobs: the spool's when fresh, else ONE squeue."""
+        jobs = self.spooled(me)
+        return self.discover() if jobs is None else jobs
 
 
 def _print_rows(rows: list[dict[str, Any]], as_json: bool, empty: str, header: list[str],
@@ -108,8 +130,9 @@ def list_command(site_json: Optional[Path], site_file: Optional[Path], squeue: O
                  as_json: bool, verbose: bool) -> None:
     """List the shares you can use now.
 
-    Asks Slurm once for running jobs (the dashboard's own query), verifies each share-like
-    job with the keys you can read, and prints the ones addressed to you: to one of your
+    Reads the running share-like jobs from the discovery spool (docs/discovery.md) while it
+    is fresh, else asks Slurm once (the dashboard's own query; one line on stderr says so),
+    verifies each share-like job with the keys you can read, and prints the ones addressed to you: to one of your
     groups, to a user list that holds you, or to you alone. Your own shares are marked.
     Connection secrets are never printed here; see `ood-mt show JOBID`.
     """
@@ -117,7 +140,8 @@ def list_command(site_json: Optional[Path], site_file: Optional[Path], squeue: O
     me = shares.Identity.current()
     verifier = shares.Verifier(site, me)
     rows = []
-    evaluations = [verifier.evaluate(job) for job in _Slurm.of("list", site, squeue, timeout).discover()]
+    evaluations = [verifier.evaluate(job) for job in _Slurm.of("list", site, squeue, timeout, spool_ok=True)
+                   .running(me)]
     shares.limit_per_publisher(evaluations)
     for ev in evaluations:
         if ev.accepted:
@@ -147,16 +171,22 @@ def show_command(site_json: Optional[Path], site_file: Optional[Path], squeue: O
                  timeout: Optional[float], as_json: bool, jobid: str) -> None:
     """Show one share, its connection details included, if it is visible to you.
 
-    JOBID is the Slurm job id of the publishing job. Exits 1 with the rejection reason
+    JOBID is the Slurm job id of the publishing job, looked up in the discovery spool while
+    it is fresh, else with squeue. Exits 1 with the rejection reason
     (the same identifier the dashboard logs) when the job is not a share you may use.
     """
     if not jobid.replace("_", "").isdigit():
         _fail("show", f"JOBID {jobid!r} is not a Slurm job id (digits, e.g. 4711)")
     site = _load("show", site_json, site_file)
     me = shares.Identity.current()
-    slurm = _Slurm.of("show", site, squeue, timeout)
-    jobs = [j for j in slurm.discover(jobid) if j.jobid == jobid]
-    running = {j.jobid for j in slurm.discover()}
+    slurm = _Slurm.of("show", site, squeue, timeout, spool_ok=True)
+    spooled = slurm.spooled(me)
+    if spooled is not None:  # the spool holds running jobs only
+        jobs = [j for j in spooled if j.jobid == jobid]
+        running = {j.jobid for j in jobs}
+    else:
+        jobs = [j for j in slurm.discover(jobid) if j.jobid == jobid]
+        running = {j.jobid for j in slurm.discover()}
     if not jobs:
         click.echo(f"ood-mt: job {jobid}: rejected: not-a-share (no running job with a share name)", err=True)
         sys.exit(1)
@@ -262,7 +292,9 @@ def inspect_command(site_json: Optional[Path], site_file: Optional[Path], squeue
         _fail("inspect", "give --job-id and --owner together (both come from `squeue -j ID -o '%i %u'`)")
     wckey = ""
     if job_id:
-        found = [j for j in _Slurm.of("inspect", site, squeue, timeout).discover(job_id) if j.jobid == job_id]
+        slurm = _Slurm.of("inspect", site, squeue, timeout, spool_ok=True)
+        spooled = slurm.spooled(me)
+        found = [j for j in (slurm.discover(job_id) if spooled is None else spooled) if j.jobid == job_id]
         wckey = found[0].wckey if found else ""
     job = shares.Job(jobid=job_id or "0", owner=owner or me.name, wckey=wckey, name=job_name, comment=comment or "")
     verifier = shares.Verifier(site, me)

@@ -37,44 +37,8 @@ from tests.ood.oodsite import OodSite
 
 pytestmark = pytest.mark.slurm
 
-SCANNER = r'''
-import http.client, json, socket, sys
-from concurrent.futures import ThreadPoolExecutor
-spec = json.load(sys.stdin)
-markers = spec["markers"]
-def open_ports(addr, ports):
-    def probe(port):
-        s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
-        s.settimeout(0.5)
-        try:
-            return port if s.connect_ex((addr, port)) == 0 else None
-        finally:
-            s.close()
-    with ThreadPoolExecutor(32) as pool:
-        return [p for p in pool.map(probe, ports) if p]
-TRIES = [("GET", "/", None), ("GET", "/api/tags", None), ("GET", "/api/version", None),
-         ("POST", "/api/chat", json.dumps({"model": spec["model"], "messages": [{"role": "user", "content": "hi"}],
-                                           "stream": False})),
-         ("POST", "/api/generate", json.dumps({"model": spec["model"], "prompt": "hi", "stream": False})),
-         ("POST", "/api/pull", json.dumps({"model": "x", "stream": False})),
-         ("GET", "/websocket/", None), ("GET", "/shared/shiny.js", None)]
-found, answers = {}, []
-for addr, ports in spec["targets"]:
-    found[addr] = open_ports(addr, ports)
-    for port in found[addr]:
-        for method, path, body in TRIES:
-            try:
-                c = http.client.HTTPConnection(addr, port, timeout=3)
-                c.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
-                r = c.getresponse()
-                text = r.read(65536).decode("utf-8", "replace")
-                answers.append({"addr": addr, "port": port, "method": method, "path": path, "status": r.status,
-                                "marker": [m for m in markers if m in text]})
-            except Exception as exc:
-                answers.append({"addr": addr, "port": port, "method": method, "path": path, "status": 0,
-                                "error": type(exc).__name__, "marker": []})
-print(json.dumps({"open": found, "answers": answers}))
-'''
+# The outsider's scan (stdlib only, spec on stdin): the same script the Molecule lab runs.
+SCANNER = (Path(__file__).resolve().parents[1] / "outsider_scanner.py").read_text()
 
 SHINY_WS = r'''
 import asyncio, json, sys

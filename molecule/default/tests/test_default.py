@@ -3,6 +3,7 @@ a real share travels from mtpub's service job to mtrecv's dashboard (and not to 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 
@@ -82,10 +83,52 @@ def test_outsider_cannot_read_group_keys() -> None:
 
 def listed_jobs(node: str, user: str) -> list[str]:
     """Job ids of the shares USER's `ood-mt list --json` shows on NODE (a login shell: the
-    command must be on the ordinary PATH)."""
+    command must be on the ordinary PATH). Where the discovery service runs (the OOD host and
+    the login node) the list comes from its spool, not from a squeue of the user's own."""
     out = host(node).run(as_user(user, "ood-mt list --json"))
     assert out.rc == 0, f"ood-mt list as {user} on {node}: {out.stderr}"
+    if node in DISCOVERY_NODES:
+        assert "discovery spool not used" not in out.stderr, f"{node}: {out.stderr}"
     return [row["jobid"] for row in json.loads(out.stdout)]
+
+
+# Where role ood_mt_discovery runs the discovery service (ood_servers and login_nodes).
+DISCOVERY_NODES = ("ood", "slurm")
+SPOOL = "/var/lib/ood-mt/spool"
+
+
+@pytest.mark.parametrize("node", DISCOVERY_NODES)
+def test_the_discovery_service_keeps_the_spool_fresh(node: str) -> None:
+    lab = host(node)
+    active = lab.run("systemctl is-active ood-mt-discovery.service")
+    assert active.stdout.strip() == "active", (active.stdout, lab.run("journalctl -u ood-mt-discovery -n 20").stdout)
+    status = wait_for(f"a fresh spool on {node}", lambda: (lambda r: r if r.rc == 0 else None)(
+        lab.run(as_user("mtrecv", "ood-mt discovery status"))), timeout=60)
+    assert "fresh" in status.stdout, status.stdout
+    spool_dir = lab.file(SPOOL)
+    assert (spool_dir.user, spool_dir.group, f"{spool_dir.mode:04o}") == ("root", "root", "0755")
+
+
+def _spool_holds(node: str, job_id: str) -> bool:
+    listing = host(node).file(f"{SPOOL}/group/mtclass.listing")
+    if not listing.exists:
+        return False
+    assert (listing.user, listing.group, f"{listing.mode:04o}") == ("root", "mtclass", "0640")
+    return job_id in listing.content_string
+
+
+def outsider_scan(job_id: str, node_name: str, markers: list[str]) -> dict:
+    """mtout, on the login node, scans every port of the compute node running JOB_ID and tries
+    each open one (tests/outsider_scanner.py, the script the real-Slurm outsider test runs)."""
+    script = base64.b64encode((REPO / "tests" / "outsider_scanner.py").read_bytes()).decode()
+    spec = base64.b64encode(json.dumps({"targets": [[node_name, list(range(1024, 65536))]],
+                                        "markers": markers, "model": "none"}).encode()).decode()
+    login = host("slurm")
+    assert login.run(f"echo {script} | base64 -d > /tmp/ood-mt-outsider-scan.py && "
+                     "chmod 0644 /tmp/ood-mt-outsider-scan.py").rc == 0
+    out = login.run(as_user("mtout", f"echo {spec} | base64 -d | python3 /tmp/ood-mt-outsider-scan.py"))
+    assert out.rc == 0, f"the scan of {node_name} for job {job_id} failed: {out.stderr}"
+    return json.loads(out.stdout)
 
 
 @pytest.mark.parametrize("node", ["ood", "slurm", "compute"])
@@ -126,6 +169,11 @@ def test_end_to_end_database_card() -> None:
         query = psql_as("mtrecv", conn_path, "SELECT 6 * 7")
         assert query.rc == 0, f"psql as mtrecv failed: {query.stderr}"
         assert query.stdout.strip() == "42"
+        # The discovery service put the share in mtclass's spool file, which mtout cannot read.
+        for node in DISCOVERY_NODES:
+            wait_for(f"job {job_id} in the mtclass spool on {node}", lambda n=node: _spool_holds(n, job_id), timeout=60)
+            denied = host(node).run(as_user("mtout", f"cat {SPOOL}/group/mtclass.listing"))
+            assert denied.rc != 0 and "Permission denied" in denied.stderr, denied.stderr
         # mtrecv2 is in mtclass by PRIMARY group only: it must see the share too.
         assert running_cards(dashboard("mtrecv2"), job_id), "mtrecv2 (primary group mtclass) sees no card"
         # The outsider sees nothing.
@@ -162,6 +210,12 @@ def test_end_to_end_local_app_card() -> None:
             f"GET as mtrecv: {page.stdout} {page.stderr}"
         bare = http_get_as("mtout", conn["host"], conn["port"], "/")
         assert bare.rc == 0 and bare.stdout.startswith("404\n") and LOCAL_HTTP_TEXT not in bare.stdout, bare.stdout
+        # The outsider test (issue 12) across nodes: mtout scans every port of the service's
+        # node and tries each one; the gate's port is found, nothing answers with the service.
+        scan = outsider_scan(job_id, conn["host"], [LOCAL_HTTP_TEXT])
+        assert int(conn["port"]) in scan["open"][conn["host"]], scan["open"]
+        successes = [a for a in scan["answers"] if 200 <= a["status"] < 300 or a["marker"]]
+        assert successes == [], successes
         out = dashboard("mtout")
         assert not [c for c in out["cards"] if c["job_id"] == job_id]
         # mtout is not in the publisher group: the app is not readable for it

@@ -1,6 +1,6 @@
 """Runs the Molecule scenarios against the podman lab and asserts they pass.
 
-`molecule test --all` runs check, default, onboarding, rotation, uninstall in that order on ONE lab
+`molecule test --all` runs check, default, onboarding, rotation, slurm_privatedata, uninstall in that order on ONE lab
 (shared_state: the default scenario's create/destroy run once). OOD_MT_MOLECULE_SCENARIO=<name>
 narrows the run to one scenario while debugging. On failure the Molecule
 output tail and the lab's logs (failed units, slurmctld/slurmdbd/slurmd logs, journal) are
@@ -21,7 +21,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 LOGS = REPO / ".lab" / "logs"
-SCENARIOS = {"check", "default", "onboarding", "rotation", "uninstall"}
+SCENARIOS = {"check", "default", "onboarding", "rotation", "slurm_privatedata", "uninstall"}
 
 pytestmark = pytest.mark.molecule
 

@@ -18,8 +18,18 @@ def test_apps_and_initializer_are_gone_rest_of_ood_kept() -> None:
     assert left == [], f"apps still installed: {left}"
     assert not ood.file(man["initializer"]["dest"]).exists
     assert not ood.file("/var/lib/ood-mt/ood-apps-bundle.tar").exists
+    # the kit's cluster entry (slurm_privatedata wrote it) goes; the site's own cluster file stays
+    assert not ood.file("/etc/ood/config/clusters.d/lab_mt.yml").exists
+    assert ood.file("/etc/ood/config/clusters.d/lab.yml").exists
     assert ood.file("/var/www/ood/apps/sys").is_directory
     assert ood.file("/etc/ood/config/apps/dashboard/initializers").is_directory
+
+
+@pytest.mark.parametrize("node", ["ood", "slurm"])
+def test_the_discovery_service_and_its_spool_are_gone(node: str) -> None:
+    assert not host(node).file("/etc/systemd/system/ood-mt-discovery.service").exists
+    assert host(node).run("systemctl is-active ood-mt-discovery.service").stdout.strip() != "active"
+    assert not host(node).file("/var/lib/ood-mt/spool").exists
 
 
 def test_dashboard_env_no_longer_enables_the_kit() -> None:

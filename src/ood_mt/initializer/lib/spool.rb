@@ -123,7 +123,7 @@ module MultiTenant
         end
         parsed = Discovery.parse(data, @contract)
         if parsed.is_a?(Discovery::Failure)
-          problems << Problem.new(path, parsed.message.sub(/\Asqueue listing/, "listing"))
+          problems << Problem.new(path, parsed.message.sub(/\Asqueue listing/, "listing").sub(/; nothing from it is used\z/, ""))
           next
         end
         parsed.each do |job|

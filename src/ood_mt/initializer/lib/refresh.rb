@@ -245,7 +245,7 @@ module MultiTenant
     attr_accessor :refresher
 
     # {jobid => {label:, app:, preset:, conn:, owner:, group:, mode:, title:}} of the
-    # shares this user may see (refreshed at most every refresh_seconds).
+    # shares this user may see (the spool checked on every call, squeue at most every refresh_seconds).
     def specs
       return {} if refresher.nil?
 

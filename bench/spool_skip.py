@@ -128,8 +128,9 @@ def main() -> int:
         print(done.stderr, file=sys.stderr)
         return 1
     got = json.loads(done.stdout)
+    ruby = subprocess.run(["ruby", "-e", "print RUBY_VERSION"], capture_output=True, text=True, check=False).stdout
     print(f"spool: {got['listing_files']} listing paths ({args.groups} group files + the user's own), "
-          f"{got['shares']} shares verified; ruby {subprocess.run(['ruby', '-e', 'print RUBY_VERSION'], capture_output=True, text=True).stdout}")
+          f"{got['shares']} shares verified; ruby {ruby}")
     print(f"{'what':<12}{'runs':>8}{'median us':>12}{'p95 us':>10}{'min us':>10}")
     for name in ("unchanged", "freshness", "signature", "changed"):
         xs = got[name]

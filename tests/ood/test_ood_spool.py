@@ -26,7 +26,7 @@ from typing import Any, Optional
 import pytest
 
 from ood_mt import codec, keys, shares
-from tests.ood.oodsite import KEY_VERSION, OOD_VERSIONS, OodSite, TENANT_GROUP, publish, squeue_field, wait_for
+from tests.ood.oodsite import KEY_VERSION, OOD_VERSIONS, TENANT_GROUP, OodSite, publish, squeue_field, wait_for
 
 RUNNER_WAIT_S = 60
 

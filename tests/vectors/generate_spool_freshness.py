@@ -15,7 +15,6 @@ CLI's spool reader (hooked to the same file), so a reader that accepts more fail
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -88,11 +87,6 @@ def build() -> dict[str, Any]:
     }
 
 
-def main() -> int:
+if __name__ == "__main__":
     OUT.write_text(json.dumps(build(), indent=1) + "\n", encoding="utf-8")
     print(f"wrote {OUT}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -53,6 +53,7 @@ INITIALIZER_LIBS = (
     "contract.rb",  # the share contract (MultiTenant::Contract)
     "config.rb",  # the site description, site.json (MultiTenant::Config)
     "discovery.rb",  # the squeue listing (MultiTenant::Discovery)
+    "spool.rb",  # the discovery spool (MultiTenant::Spool)
     "keys.rb",  # key files (MultiTenant::KeyFile, MultiTenant::KeyStore)
     "verification.rb",  # verdicts (MultiTenant::Verifier)
     "cards.rb",  # card files and connection.yml (MultiTenant::CardWriter)

@@ -96,6 +96,7 @@ module InitializerTestHelpers
   # The lab site's site.json with OVER changed (field names as in site.json).
   def site_config(over = {})
     MultiTenant::Config.new(SITE_SUMMARY.merge("publisher_group" => "root", "key_dir" => "/nonexistent",
+                                               "spool_dir" => "/nonexistent/ood-mt-spool",
                                                "cluster" => "hostlab", "card_cluster" => "hostlab").merge(over), contract: CONTRACT_DATA)
   end
 end

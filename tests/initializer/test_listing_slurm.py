@@ -112,5 +112,6 @@ def test_the_initializer_inside_ood_shows_no_forged_card(ood_site: OodSite, host
     for version in OOD_VERSIONS:
         page = ood_site.run("mtrecv2", version, "sessions")
         assert FORGED_JOB not in {card["job_id"] for card in page["result"]}
-        assert not [line for line in page["log"] if "discovery" in line], page["log"]
+        # No discovery failure (a misaligned listing would be one); the spool fall-back notice is expected here.
+        assert not [line for line in page["log"] if "ood-mt: discovery:" in line], page["log"]
         assert FORGED_JOB not in (page["boot"]["multitenant_specs"] or [])

@@ -1,14 +1,15 @@
 # frozen_string_literal: true
 
-# ood-multitenant: the refresh. Wires discovery, verification and cards for one dashboard
-# process, at most once per refresh_seconds; every failure is rescued and logged in one
-# line naming the job and why, so the dashboard keeps working whatever Slurm or a job does.
+# ood-multitenant: the refresh. Wires discovery (the spool, or squeue off the request path),
+# verification and cards for one dashboard process; every failure is rescued and logged in
+# one line naming the job or file and why, so the dashboard keeps working whatever Slurm or
+# a job does.
 
 require "digest"
 require "fileutils"
 
 module MultiTenant
-  # At most one refresh per refresh_seconds: an in-process memo plus an mtime
+  # At most one fall-back squeue per refresh_seconds: an in-process memo plus an mtime
   # stamp under a non-blocking flock, so parallel requests of one dashboard (or
   # several dashboard processes of one user) do not each run squeue.
   class Throttle
@@ -45,45 +46,128 @@ module MultiTenant
     end
   end
 
-  # Wires the pieces for one dashboard process.
+  # Wires the pieces for one dashboard process. Where the jobs come from
+  # (docs/discovery.md "Readers"): the discovery spool while its heartbeat is fresh, read
+  # on every call but skipped after a few stat calls when nothing changed; otherwise this
+  # process's own squeue, throttled by refresh_seconds and run in a background thread (at
+  # most one in flight) whose result the next call uses, so a request never waits on Slurm.
   class Refresher
-    attr_reader :specs, :last_error
+    attr_reader :specs, :last_error, :cards, :spool, :source
 
     def initialize(config:, identity: Identity.current, env: ENV, logger: nil, runner: nil,
-                   codec: MultiTenant::Codec, clock: -> { Time.now.to_f }, membership: Verifier::SYSTEM_MEMBERSHIP)
+                   codec: MultiTenant::Codec, clock: -> { Time.now.to_f }, membership: Verifier::SYSTEM_MEMBERSHIP,
+                   spool_reader: nil)
       @config = config
       @membership = membership
       @identity = identity
       @log = logger || ->(line) { warn(line) }
       @discovery = Discovery.new(config: config, runner: runner)
+      @spool = Spool.new(dir: config.spool_dir, contract: config.contract, user: identity.name,
+                         groups: identity.group_names.select { |g| config.tenant_group?(g) },
+                         **(spool_reader ? { reader: spool_reader } : {}))
       @keys = KeyStore.new(key_dir: config.key_dir, home: identity.home)
       @codec = codec
+      @clock = clock
       @cards = CardWriter.new(config: config, env: env, home: identity.home, log: @log)
       @throttle = Throttle.new(stamp_path: File.join(@cards.state_dir, "refresh.stamp"),
                                interval: config.refresh_seconds, clock: clock)
+      @mutex = Mutex.new
+      @inflight = nil # the fall-back squeue thread, at most one
+      @source = nil # :spool or :squeue once decided
+      @spool_signature = nil
       @specs = {}
       @shares = {}
       @logged = {}
       @last_error = nil
     end
 
-    attr_reader :cards
-
     def shares = @shares
 
-    # Never raises: the dashboard must keep working whatever Slurm or a job does.
+    # Never raises and never waits on Slurm: the dashboard must keep working whatever
+    # Slurm or a job does. A call made while another thread of this process refreshes
+    # returns the current specs at once.
     def refresh(force: false)
-      @throttle.run(force: force) { refresh_now }
+      return @specs unless @mutex.try_lock
+
+      begin
+        freshness = @spool.freshness(@clock.call)
+        freshness.fresh ? from_spool(force) : from_squeue(force, freshness)
+      ensure
+        @mutex.unlock
+      end
       @specs
     rescue StandardError => e
       log_once("error:#{e.class}", "ood-mt: refresh failed: #{e.class}: #{e.message}")
       @specs
     end
 
+    # Waits up to TIMEOUT seconds for the fall-back squeue in flight; true when none is
+    # left. For tools and tests (a later request then uses the result); never a request.
+    def settle(timeout)
+      thread = @inflight
+      thread.nil? || !thread.join(timeout).nil?
+    end
+
+    def fallback_in_flight? = !@inflight.nil? && @inflight.alive?
+
     private
 
-    def refresh_now
-      jobs = @discovery.call
+    def from_spool(force)
+      if @source == :squeue
+        @log.call("ood-mt: discovery spool #{@spool.dir} fresh again; reading it instead of querying Slurm")
+      end
+      @source = :spool
+      take_fallback_result # a squeue answer still arriving is older than the spool: dropped
+      signature = @spool.signature
+      return if !force && signature == @spool_signature
+
+      jobs, problems = @spool.read
+      problems.each do |problem|
+        log_once("spool:#{problem.path}:#{problem.why}",
+                 "ood-mt: discovery spool file #{problem.path}: #{problem.why}; no shares from it")
+      end
+      @spool_signature = signature
+      apply(jobs)
+    end
+
+    def from_squeue(force, freshness)
+      unless @source == :squeue
+        age = freshness.age.nil? ? "unknown" : freshness.age.round.to_s
+        @log.call("ood-mt: discovery spool #{@spool.dir} stale (age #{age} s) or missing; querying Slurm directly " \
+                  "(#{freshness.why})")
+      end
+      @source = :squeue
+      @spool_signature = nil
+      result = take_fallback_result
+      apply_discovery(result) unless result.nil?
+      return if fallback_in_flight?
+
+      @throttle.run(force: force) { start_fallback }
+    end
+
+    # The finished fall-back's result (Array of Job or Discovery::Failure), once; nil while
+    # it runs or when there is none.
+    def take_fallback_result
+      return nil if @inflight.nil? || @inflight.alive?
+
+      thread = @inflight
+      @inflight = nil
+      thread.value
+    end
+
+    def start_fallback
+      discovery = @discovery
+      @inflight = Thread.new do
+        Thread.current.report_on_exception = false
+        begin
+          discovery.call
+        rescue StandardError => e
+          Discovery::Failure.new("squeue could not run: #{e.class}: #{e.message}")
+        end
+      end
+    end
+
+    def apply_discovery(jobs)
       if jobs.is_a?(Discovery::Failure)
         @last_error = jobs.message
         # Keep the cards: a slow Slurm must not make every share vanish.
@@ -92,6 +176,10 @@ module MultiTenant
         @shares = {}
         return
       end
+      apply(jobs)
+    end
+
+    def apply(jobs)
       @last_error = nil
       verifier = Verifier.new(config: @config, identity: @identity, keys: @keys, codec: @codec, membership: @membership)
       accepted = {}
@@ -157,7 +245,7 @@ module MultiTenant
     attr_accessor :refresher
 
     # {jobid => {label:, app:, preset:, conn:, owner:, group:, mode:, title:}} of the
-    # shares this user may see (refreshed at most every refresh_seconds).
+    # shares this user may see (the spool checked on every call, squeue at most every refresh_seconds).
     def specs
       return {} if refresher.nil?
 

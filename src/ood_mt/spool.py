@@ -20,6 +20,7 @@ import errno
 import fcntl
 import grp
 import json
+import math
 import os
 import pwd
 import re
@@ -264,13 +265,31 @@ class Heartbeat:
 def heartbeat(spool_dir: Path) -> Optional[Heartbeat]:
     """The spool's heartbeat, or None when it is missing or not what ``write`` writes."""
     try:
-        data = json.loads((spool_dir / HEARTBEAT).read_bytes())
-    except (OSError, ValueError):
+        return parse_heartbeat((spool_dir / HEARTBEAT).read_bytes())
+    except OSError:
         return None
-    if not isinstance(data, dict) or data.get("format") != HEARTBEAT_FORMAT:
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_heartbeat(text: bytes) -> Optional[Heartbeat]:
+    """The heartbeat in TEXT, or None (docs/discovery.md, "Freshness"; pinned with the
+    initializer's reader by tests/vectors/spool_freshness.json): strict JSON (no NaN or
+    Infinity), an object whose ``format`` is the integer 1 and whose ``written`` and
+    ``interval`` are finite numbers, ``interval`` > 0."""
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    fmt = data.get("format")
+    if type(fmt) is not int or fmt != HEARTBEAT_FORMAT:
         return None
     written, interval = data.get("written"), data.get("interval")
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (written, interval)):
+    if not all(type(v) in (int, float) and math.isfinite(v) for v in (written, interval)):
         return None
     if interval <= 0:
         return None

@@ -1,4 +1,4 @@
-"""Install files from one tar bundle: the pure part of module ood_mt_install_files.
+"""Make and install tar bundles of files: the pure part of modules ood_mt_bundle and ood_mt_install_files.
 
 Why a bundle: copying a build's ~90 files one `ansible.builtin.copy` at a time costs one
 module run per file (minutes over a slow connection); the roles copy ONE archive and this
@@ -57,7 +57,8 @@ def read_members(archive: str, names: List[str]) -> Optional[Dict[str, bytes]]:
                 if not member.isreg():
                     raise BundleError(f"{archive}: member {name} is not a regular file; rebuild the bundle")
                 handle = tar.extractfile(member)
-                assert handle is not None
+                if handle is None:
+                    raise BundleError(f"{archive}: member {name} cannot be read; rebuild the bundle")
                 found[name] = handle.read()
     except (OSError, tarfile.TarError) as exc:
         raise BundleError(f"{archive}: cannot be read as a tar archive ({exc}); run the role again "
@@ -159,7 +160,7 @@ def install(archive: str, dirs: List[Dict[str, Any]], files: List[Dict[str, Any]
 def make_bundle(out: str, base: str, names: List[str]) -> None:
     """Write OUT: a tar of BASE/<name> for each name, byte for byte the same for the same
     contents (sorted, mtime 0, owner root, mode 0644), so copying it again changes nothing.
-    Runs on the controller (see main below)."""
+    Runs on the controller (module ood_mt_bundle, delegated to localhost)."""
     tmp = out + ".tmp"
     with tarfile.open(tmp, "w:", format=tarfile.PAX_FORMAT) as tar:
         for name in sorted(set(names)):
@@ -174,23 +175,3 @@ def make_bundle(out: str, base: str, names: List[str]) -> None:
             info.uname = info.gname = "root"
             tar.addfile(info, io.BytesIO(data))
     os.replace(tmp, out)
-
-
-def main(argv: List[str]) -> int:
-    """`python ood_mt_file_bundle.py OUT BASE NAME...`: the roles make their bundles with this
-    on the controller (stdlib only, so any controller Python runs it)."""
-    if len(argv) < 3:
-        print("usage: ood_mt_file_bundle.py OUT BASE NAME...")
-        return 2
-    try:
-        make_bundle(argv[0], argv[1], argv[2:])
-    except (BundleError, OSError) as exc:
-        print(f"ood_mt_file_bundle: {exc}")
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main(sys.argv[1:]))

@@ -12,6 +12,7 @@ machine cannot reach; get_pip_offline.py stands in for it (its docstring says ho
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -212,6 +213,10 @@ def test_every_playbook_passes_syntax_check(installed: Installed) -> None:
         assert f"playbook: {installed.root}/playbooks/{playbook}.yml" in done.stdout
 
 
+# slurm.conf after the play's first task; the bundle/install tasks then copy exactly this.
+EDITED_CONF = "ClusterName=test\nAccountingStorageEnforce=associations,wckeys\n"
+
+
 def test_the_modules_run_from_the_installed_collection(installed: Installed) -> None:
     """Each module runs (sacctmgr_wckey as far as it can without Slurm: past its module_utils imports)."""
     conf = installed.home / "slurm.conf"
@@ -225,17 +230,29 @@ def test_the_modules_run_from_the_installed_collection(installed: Installed) -> 
                 "path": str(conf), "key": "AccountingStorageEnforce", "members": ["wckeys"]}, "register": "edit"},
             {"name": "Plan an empty install", f"{FQCN}.ood_mt_install_plan": {
                 "apps": [], "files": [], "state_file": str(installed.home / "none.json")}, "register": "plan"},
+            {"name": "Bundle a file", f"{FQCN}.ood_mt_bundle": {
+                "dest": str(installed.home / "b.tar"), "base": str(installed.home), "names": ["slurm.conf"]},
+             "register": "bundle"},
+            {"name": "Install it", f"{FQCN}.ood_mt_install_files": {
+                "archive": str(installed.home / "b.tar"), "files": [{
+                    "src": "slurm.conf", "dest": str(installed.home / "copy.conf"), "owner": "root",
+                    "group": "root", "mode": "0600",
+                    "sha256": hashlib.sha256(EDITED_CONF.encode()).hexdigest()}]},
+             "register": "installed"},
             {"name": "Onboard without Slurm", f"{FQCN}.sacctmgr_wckey": {
                 "wckey": "multitenant", "users": ["alice"], "cluster": "test",
                 "sacctmgr_path": "/nonexistent/sacctmgr"}, "register": "onboard", "ignore_errors": True},
             {"name": "Check", "ansible.builtin.assert": {"that": [
                 "edit.changed and edit.current == 'associations,wckeys'",
                 "not plan.changed and not plan.pending",
+                "bundle.changed and bundle.sha256 | length == 64",
+                "installed.changed and installed.installed | length == 1",
                 "onboard.failed and 'cannot run /nonexistent/sacctmgr' in onboard.msg"]}},
         ]}]))
     done = installed.run("ansible-playbook", "-i", "localhost,", str(play))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "AccountingStorageEnforce=associations,wckeys" in conf.read_text()
+    assert (installed.home / "copy.conf").read_text() == conf.read_text() == EDITED_CONF
 
 
 def test_the_filters_and_the_site_check_run_from_the_installed_collection(installed: Installed) -> None:

@@ -174,6 +174,20 @@ def test_end_to_end_database_card() -> None:
             wait_for(f"job {job_id} in the mtclass spool on {node}", lambda n=node: _spool_holds(n, job_id), timeout=60)
             denied = host(node).run(as_user("mtout", f"cat {SPOOL}/group/mtclass.listing"))
             assert denied.rc != 0 and "Permission denied" in denied.stderr, denied.stderr
+        # The discovery service stopped: dashboards fall back to their own squeue (logged) and
+        # still show the share; started again, they go back to the spool.
+        ood = host("ood")
+        assert ood.run("systemctl stop ood-mt-discovery.service").rc == 0
+        try:
+            wait_for("the OOD host's spool to go stale", lambda: ood.run(
+                as_user("mtrecv", "ood-mt discovery status")).rc == 1, timeout=90)
+            page = dashboard("mtrecv")
+            assert running_cards(page, job_id), f"no card while the spool is stale: {page['cards']}"
+            assert any("querying Slurm directly" in line for line in page["log"]), page["log"]
+        finally:
+            assert ood.run("systemctl start ood-mt-discovery.service").rc == 0
+        wait_for("the OOD host's spool to be fresh again", lambda: ood.run(
+            as_user("mtrecv", "ood-mt discovery status")).rc == 0, timeout=60)
         # mtrecv2 is in mtclass by PRIMARY group only: it must see the share too.
         assert running_cards(dashboard("mtrecv2"), job_id), "mtrecv2 (primary group mtclass) sees no card"
         # The outsider sees nothing.

@@ -2,9 +2,10 @@
 
 Stdlib only, run as the outsider by tests/apps/test_run_outsider.py (real Slurm on this host)
 and by the Molecule lab's end-to-end share (molecule/default/tests/test_default.py). Reads a
-JSON spec on stdin: {"targets": [[address, [ports]]...], "markers": [texts only a service
-shows], "model": LLM model name}; prints {"open": {address: [ports]}, "answers": [...]}, one
-answer per open port and request tried (status 0 when the request failed).
+JSON spec on stdin: {"targets": [[address, [ports]]...] (each a port, or [first, last]),
+"markers": [texts only a service shows], "model": LLM model name}; prints
+{"open": {address: [ports]}, "answers": [...]}, one answer per open port and request tried
+(status 0 when the request failed).
 """
 from __future__ import annotations
 
@@ -48,7 +49,8 @@ def main() -> None:
     found: dict[str, list[int]] = {}
     answers = []
     for addr, ports in spec["targets"]:
-        found[addr] = open_ports(addr, ports)
+        expanded = [p for item in ports for p in (range(item[0], item[1] + 1) if isinstance(item, list) else [item])]
+        found[addr] = open_ports(addr, expanded)
         for port in found[addr]:
             for method, path, kind in TRIES:
                 data = body(kind, spec.get("model", ""))

@@ -121,7 +121,7 @@ def outsider_scan(job_id: str, node_name: str, markers: list[str]) -> dict:
     """mtout, on the login node, scans every port of the compute node running JOB_ID and tries
     each open one (tests/outsider_scanner.py, the script the real-Slurm outsider test runs)."""
     script = base64.b64encode((REPO / "tests" / "outsider_scanner.py").read_bytes()).decode()
-    spec = base64.b64encode(json.dumps({"targets": [[node_name, list(range(1024, 65536))]],
+    spec = base64.b64encode(json.dumps({"targets": [[node_name, [[1024, 65535]]]],
                                         "markers": markers, "model": "none"}).encode()).decode()
     login = host("slurm")
     assert login.run(f"echo {script} | base64 -d > /tmp/ood-mt-outsider-scan.py && "

@@ -230,7 +230,7 @@ def refresh_app_cmd(app_dir: str) -> None:
     click.echo(f"{app}: " + (f"rewrote {', '.join(changed)}" if changed else "the kit-owned files are current"))
 
 
-for _command in (shares_cli.list_command, shares_cli.show_command, shares_cli.audit_command,
+for _command in (shares_cli.list_command, shares_cli.hide_command, shares_cli.show_command, shares_cli.audit_command,
                  shares_cli.inspect_command, discovery_cli.discovery_group):
     main.add_command(_command)
 

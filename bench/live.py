@@ -31,11 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO))
 
-from tests.apps import forms  # noqa: E402
 from tests.apps.slurm_jobs import connection, job_name, submit, wait_for  # noqa: E402
-from tests.apps.test_run_unshare import cards, cli, status  # noqa: E402
+from tests.apps.test_run_unshare import cards, cli, shared_page_form, status  # noqa: E402
 from tests.conftest import _clean_env  # noqa: E402
-from tests.ood.oodsite import TENANT_GROUP, make_site  # noqa: E402
+from tests.ood.oodsite import make_site  # noqa: E402
 
 
 def run_as(user: str, argv: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
@@ -52,13 +51,7 @@ def main() -> int:
     jobs: list[str] = []
     try:
         site = make_site(base)
-        www = base / "www"
-        www.mkdir(mode=0o755)
-        (www / "index.html").write_text("<p>bench</p>\n")
-        (www / "index.html").chmod(0o644)
-        command = f'cd {www} && exec python3 -m http.server "$port" --bind 127.0.0.1'
-        form = forms.service_form("dashboard", mt_share_audience="group", mt_share_group=TENANT_GROUP,
-                                  mt_share_mode="card", mt_dashboard_type="command", mt_command=command)
+        form = shared_page_form(base / "www")
         launched = [submit(site, "mtpub", site.apps / "mt_dashboard", form) for _ in range(args.runs)]
         jobs = [job for job, _ in launched]
         refused, gone = [], []

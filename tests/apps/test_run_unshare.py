@@ -57,14 +57,19 @@ def _stop(run_as: Any, job: str) -> None:
     wait_for(lambda: job_state(run_as, job) == "", 90, f"job {job} to end")
 
 
-def test_unshare_a_gated_service(host_slurm: dict[str, str], run_as: Any, ood_site: OodSite, tmp_path: Path) -> None:
-    site_dir = ood_site.base / f"www-{tmp_path.name}"
+def shared_page_form(site_dir: Path) -> dict[str, Any]:
+    """The dashboard's form for a page in SITE_DIR (made here, readable by all) served by
+    http.server behind the gate, shared with mtclass as a card."""
     site_dir.mkdir(mode=0o755)
-    (site_dir / "index.html").write_text("<p>unshare test page</p>\n")
+    (site_dir / "index.html").write_text("<p>a shared page</p>\n")
     (site_dir / "index.html").chmod(0o644)
     command = f'cd {site_dir} && exec python3 -m http.server "$port" --bind 127.0.0.1'
-    form = forms.service_form("dashboard", mt_share_audience="group", mt_share_group=TENANT_GROUP,
+    return forms.service_form("dashboard", mt_share_audience="group", mt_share_group=TENANT_GROUP,
                               mt_share_mode="card", mt_dashboard_type="command", mt_command=command)
+
+
+def test_unshare_a_gated_service(host_slurm: dict[str, str], run_as: Any, ood_site: OodSite, tmp_path: Path) -> None:
+    form = shared_page_form(ood_site.base / f"www-{tmp_path.name}")
     job, session = submit(ood_site, "mtpub", ood_site.apps / "mt_dashboard", form)
     try:
         wait_for(lambda: job_name(run_as, job).startswith("mt1:") and (session / "mt_agent").is_dir(), 120,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ood_mt import __version__, discovery_cli, shares_cli
+from ood_mt import __version__, discovery_cli, publisher_cli, shares_cli
 from ood_mt.app_templates import AUTHOR_KIND, TemplateError, kind_meta
 from ood_mt.config import (
     SERVICE_KINDS,
@@ -230,8 +230,8 @@ def refresh_app_cmd(app_dir: str) -> None:
     click.echo(f"{app}: " + (f"rewrote {', '.join(changed)}" if changed else "the kit-owned files are current"))
 
 
-for _command in (shares_cli.list_command, shares_cli.show_command, shares_cli.audit_command,
-                 shares_cli.inspect_command, discovery_cli.discovery_group):
+for _command in (shares_cli.list_command, shares_cli.hide_command, shares_cli.show_command, shares_cli.audit_command,
+                 shares_cli.inspect_command, publisher_cli.unshare_command, discovery_cli.discovery_group):
     main.add_command(_command)
 
 

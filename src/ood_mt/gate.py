@@ -273,10 +273,17 @@ class RedactingFormatter(logging.Formatter):
 
     def __init__(self, secret: str) -> None:
         super().__init__("%(asctime)s ood-mt gate: %(message)s", datefmt="%Y-%m-%dT%H:%M:%S%z")
-        self._secret = secret
+        self._secrets = [secret]
+
+    def add_secret(self, secret: str) -> None:
+        """A rotated secret: redacted from now on too (the old one stays redacted)."""
+        self._secrets.append(secret)
 
     def format(self, record: logging.LogRecord) -> str:
-        return super().format(record).replace(self._secret, "[secret]")
+        text = super().format(record)
+        for secret in self._secrets:
+            text = text.replace(secret, "[secret]")
+        return text
 
 
 class QuietErrors(logging.Filter):
@@ -322,6 +329,7 @@ class Settings:
     allow_model_management: bool = False
     access_log: bool = False
     ready_file: Optional[str] = None
+    secret_file: Optional[str] = None
 
 
 class Gate:
@@ -633,7 +641,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         listen=parse_listen(args.listen), upstream=parse_upstream(args.upstream),
         secret=read_secret(args.secret_file), policy=args.policy,
         allow_model_management=args.allow_model_management, access_log=args.access_log,
-        ready_file=args.ready_file,
+        ready_file=args.ready_file, secret_file=None if args.secret_file == "-" else args.secret_file,
     )
 
 
@@ -644,12 +652,30 @@ def _write_ready(path: str, line: str) -> None:
     os.replace(tmp, path)
 
 
-async def _serve(settings: Settings) -> int:
+def reload_secret(settings: Settings, formatter: Optional[RedactingFormatter]) -> None:
+    """SIGHUP: read --secret-file again (the share agent rotated it, docs/gate.md "Rotation"). From
+    the next request on only the new secret passes; a bad file keeps the old one and says why."""
+    if settings.secret_file is None:
+        log.info("SIGHUP ignored: the secret came from stdin")
+        return
+    try:
+        secret = read_secret(settings.secret_file)
+    except GateConfigError as exc:
+        log.info("SIGHUP: secret not changed: %s", exc)
+        return
+    if formatter is not None:
+        formatter.add_secret(secret)
+    settings.secret = secret
+    log.info("SIGHUP: secret rotated; the previous secret is refused from now on")
+
+
+async def _serve(settings: Settings, formatter: Optional[RedactingFormatter] = None) -> int:
     gate = Gate(settings)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_secret, settings, formatter)
     try:
         runner, shown = await gate.start()
     except OSError as exc:
@@ -691,7 +717,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter(settings.secret))
+    formatter = RedactingFormatter(settings.secret)
+    handler.setFormatter(formatter)
     handler.addFilter(QuietErrors())
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -701,7 +728,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         other.addHandler(handler)
         other.setLevel(logging.WARNING)
         other.propagate = False
-    return asyncio.run(_serve(settings))
+    return asyncio.run(_serve(settings, formatter))
 
 
 if __name__ == "__main__":

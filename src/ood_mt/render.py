@@ -56,6 +56,7 @@ INITIALIZER_LIBS = (
     "spool.rb",  # the discovery spool (MultiTenant::Spool)
     "keys.rb",  # key files (MultiTenant::KeyFile, MultiTenant::KeyStore)
     "verification.rb",  # verdicts (MultiTenant::Verifier)
+    "hidden.rb",  # the receiver's hidden shares, ~/.config/ood-mt/hidden.json (MultiTenant::Hidden)
     "cards.rb",  # card files and connection.yml (MultiTenant::CardWriter)
     "refresh.rb",  # the refresh and the form helpers (MultiTenant::Refresher)
 )

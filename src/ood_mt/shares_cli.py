@@ -15,7 +15,7 @@ from typing import Any, Callable, NoReturn, Optional
 
 import click
 
-from ood_mt import codec, shares, spool
+from ood_mt import codec, hidden, shares, spool
 from ood_mt.codec import Rejected
 from ood_mt.config import SITE_JSON_PATH
 
@@ -126,24 +126,33 @@ Example:
 @_site_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print why other share-like jobs were rejected.")
+@click.option("--hidden", "show_hidden", is_flag=True,
+              help="List the shares you hid (`ood-mt hide`) instead, with whether each is still running.")
 def list_command(site_json: Optional[Path], site_file: Optional[Path], squeue: Optional[str], timeout: Optional[float],
-                 as_json: bool, verbose: bool) -> None:
+                 as_json: bool, verbose: bool, show_hidden: bool) -> None:
     """List the shares you can use now.
 
     Reads the running share-like jobs from the discovery spool (docs/discovery.md) while it
     is fresh, else asks Slurm once (the dashboard's own query; one line on stderr says so),
     verifies each share-like job with the keys you can read, and prints the ones addressed to you: to one of your
     groups, to a user list that holds you, or to you alone. Your own shares are marked.
-    Connection secrets are never printed here; see `ood-mt show JOBID`.
+    Connection secrets are never printed here; see `ood-mt show JOBID`. Shares you hid with
+    `ood-mt hide` are left out (`--hidden` lists them).
     """
     site = _load("list", site_json, site_file)
     me = shares.Identity.current()
+    hidden_set = _hidden_set(me)
     verifier = shares.Verifier(site, me)
     rows = []
     evaluations = [verifier.evaluate(job) for job in _Slurm.of("list", site, squeue, timeout, spool_ok=True)
                    .running(me)]
     shares.limit_per_publisher(evaluations)
+    if show_hidden:
+        _list_hidden(hidden_set, evaluations, as_json)
+        return
     for ev in evaluations:
+        if ev.accepted and ev.payload is not None and hidden_set.hides(ev.job.jobid, ev.payload["created"]):
+            continue
         if ev.accepted:
             rows.append(_row(ev, me.name))
         elif verbose:
@@ -152,6 +161,77 @@ def list_command(site_json: Optional[Path], site_file: Optional[Path], squeue: O
     _print_rows(rows, as_json, "no shares visible to you", header,
                 lambda r: [r["jobid"], r["app"], r["title"], r["publisher"] + (" (you)" if r["yours"] else ""),
                            r["audience"], r["mode"], r["since"]])
+
+
+def _hidden_set(me: shares.Identity) -> hidden.HiddenSet:
+    """The user's hidden shares; a file breaking the rule is said once on stderr and hides nothing."""
+    got = hidden.load(me.home)
+    if got.problem:
+        click.echo(got.message(), err=True)
+    return got
+
+
+def _list_hidden(hidden_set: hidden.HiddenSet, evaluations: list[shares.Evaluation], as_json: bool) -> None:
+    running = {(ev.job.jobid, ev.payload["created"]) for ev in evaluations if ev.accepted and ev.payload is not None}
+    rows = [{"jobid": e["jobid"], "created": e["created"], "since": shares.since(e),
+             "app": str(e.get("app", "")), "title": str(e.get("title", "")), "publisher": str(e.get("publisher", "")),
+             "running": (e["jobid"], e["created"]) in running} for e in hidden_set.entries]
+    _print_rows(rows, as_json, "no hidden shares", ["JOBID", "APP", "TITLE", "FROM", "SINCE", "STATE"],
+                lambda r: [r["jobid"], r["app"], r["title"], r["publisher"], r["since"],
+                           "running" if r["running"] else "ended"])
+
+
+@click.command(
+    "hide",
+    epilog="""\b
+Examples:
+  $ ood-mt hide 4711
+  job 4711: hidden (Llama 3.2 from alice); its card goes at your dashboard's next refresh
+  $ ood-mt list --hidden
+  $ ood-mt hide --undo 4711
+""",
+)
+@_site_options
+@click.option("--undo", is_flag=True, help="Show the job's shares again.")
+@click.argument("jobid")
+def hide_command(site_json: Optional[Path], site_file: Optional[Path], squeue: Optional[str],
+                 timeout: Optional[float], undo: bool, jobid: str) -> None:
+    """Hide a share from your cards, client forms and `ood-mt list`.
+
+    Hides this publication of job JOBID: if its publisher shares it again later (a new
+    publication, with a new `since`), it is shown again. The list is your own file,
+    ~/.config/ood-mt/hidden.json; nothing is cancelled and the publisher is not told.
+    `--undo` shows the job's shares again.
+    """
+    if not hidden.JOBID.match(jobid):
+        _fail("hide", f"JOBID {jobid!r} is not a Slurm job id (digits, e.g. 4711)")
+    me = shares.Identity.current()
+    hidden_set = hidden.load(me.home)
+    if hidden_set.problem:
+        _fail("hide", hidden_set.message().removeprefix("ood-mt: ") + "; the file was left as it was")
+    if undo:
+        kept = [e for e in hidden_set.entries if e["jobid"] != jobid]
+        if len(kept) == len(hidden_set.entries):
+            click.echo(f"job {jobid}: was not hidden")
+            return
+        hidden_set.entries = kept
+        hidden.save(hidden_set)
+        click.echo(f"job {jobid}: shown again; its card comes back at your dashboard's next refresh")
+        return
+    site = _load("hide", site_json, site_file)
+    verifier = shares.Verifier(site, me)
+    found = [ev for ev in (verifier.evaluate(job) for job in _Slurm.of("hide", site, squeue, timeout, spool_ok=True)
+                           .running(me) if job.jobid == jobid) if ev.accepted]
+    if not found or found[0].payload is None:
+        _fail("hide", f"job {jobid} is not a running share visible to you (see `ood-mt list`); nothing was hidden")
+    ev = found[0]
+    assert ev.payload is not None
+    if hidden_set.hides(jobid, ev.payload["created"]):
+        click.echo(f"job {jobid}: already hidden ({ev.label()})")
+        return
+    hidden_set.entries.append(hidden.entry(jobid, ev.payload, ev.job.owner))
+    hidden.save(hidden_set)
+    click.echo(f"job {jobid}: hidden ({ev.label()}); its card goes at your dashboard's next refresh")
 
 
 @click.command(

@@ -192,6 +192,41 @@ def test_requests_without_the_secret_are_refused_and_never_reach_the_service(
     assert_secret_not_logged(gate)
 
 
+def test_sighup_rotates_the_secret_and_the_old_one_is_refused(upstream: Upstream, start_gate: StartGate) -> None:
+    """The share agent's rotation (docs/gate.md "Rotation"): a new secret file, then SIGHUP; the old
+    secret is refused from the next request on, by path and by bearer, the new one passes; a bad
+    file on a later SIGHUP keeps the current secret. No secret reaches the log."""
+    import os
+    import signal
+    import subprocess
+
+    from tests.gate.conftest import gate_env
+
+    gate = start_gate(upstream.url)
+    old = gate.secret
+    assert run(fetch("GET", f"{gate.base}/echo"))[0] == 200
+    os.unlink(gate.secret_file)
+    made = subprocess.run([gate.python, "-m", "ood_mt.gate", "--write-secret", str(gate.secret_file)],
+                          env=gate_env(), capture_output=True, text=True, check=False)
+    assert made.returncode == 0, made.stderr
+    new = gate.secret_file.read_text().strip()
+    started = time.monotonic()
+    gate.proc.send_signal(signal.SIGHUP)
+    while run(fetch("GET", f"{gate.url}/{old}/echo"))[0] == 200:
+        assert time.monotonic() - started < 5, "the old secret still passes 5 s after SIGHUP"
+        time.sleep(0.05)
+    assert run(fetch("GET", f"{gate.url}/{old}/echo"))[0] == 404
+    assert run(fetch("GET", f"{gate.url}/echo", headers={"Authorization": f"Bearer {old}"}))[0] == 401
+    assert run(fetch("GET", f"{gate.url}/{new}/echo"))[0] == 200
+    gate.secret_file.write_text("short\n")
+    gate.proc.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert run(fetch("GET", f"{gate.url}/{new}/echo"))[0] == 200, "a bad file keeps the current secret"
+    assert "secret not changed" in gate.log_text()
+    for secret in (old, new):
+        assert secret not in gate.log_text()
+
+
 def test_refused_upload_is_answered_before_its_body(upstream: Upstream, start_gate: StartGate) -> None:
     """With Expect: 100-continue the gate refuses at once; only an authorised client gets the 100."""
     gate = start_gate(upstream.url)

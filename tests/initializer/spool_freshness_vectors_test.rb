@@ -6,13 +6,9 @@ require_relative "test_helper"
 # every spool reader runs (docs/discovery.md "Freshness"): the rule on the text, then the
 # same case through a real heartbeat file in a spool directory (MultiTenant::Spool#freshness).
 class SpoolFreshnessVectorsTest < Minitest::Test
-  VECTORS = JSON.parse(File.read(File.expand_path("../vectors/spool_freshness.json", __dir__)))
-
-  def test_this_implementation_keeps_the_vectors_constants
-    assert_equal VECTORS.fetch("stale_intervals"), MultiTenant::Spool::STALE_INTERVALS
-    assert_equal VECTORS.fetch("format"), MultiTenant::Spool::HEARTBEAT_FORMAT
-    assert_operator VECTORS.fetch("cases").size, :>=, 30
-  end
+  include VectorsTestHelpers
+  vectors "spool_freshness.json", { "stale_intervals" => MultiTenant::Spool::STALE_INTERVALS,
+                                    "format" => MultiTenant::Spool::HEARTBEAT_FORMAT }, min_cases: 30
 
   def test_every_case_on_the_text
     VECTORS.fetch("cases").each do |c|

@@ -306,3 +306,72 @@ class SpoolFallbackTest < Minitest::Test
     assert_equal %w[880], r.refresh.keys
   end
 end
+
+# The refresh honours the receiver's hidden file (docs/protocol.md "Hidden shares"): no card,
+# no form entry; an existing card goes at the next refresh, even when the spool did not
+# change; a new publication of the job is shown again; a broken file hides nothing, is logged
+# once naming the file and is left as it was.
+class HiddenRefreshTest < Minitest::Test
+  include SpoolTestHelpers
+
+  CREATED = 1_700_000_000 # sample_payload's
+
+  def hide(user, text)
+    path = MultiTenant::Hidden.path_for(File.join(@root, "home-#{user}"))
+    FileUtils.mkdir_p(File.dirname(path))
+    File.write("#{path}.tmp", text)
+    File.rename("#{path}.tmp", path)
+    path
+  end
+
+  def hidden_json(*pairs)
+    JSON.generate({ "format" => 1, "hidden" => pairs.map { |j, c| { "jobid" => j, "created" => c } } })
+  end
+
+  def card_ids(r) = JSON.parse(File.read(r.cards.state_path))["cards"].values.map { |e| e["jobid"] }
+
+  def test_a_hidden_share_loses_its_card_and_form_entry_at_the_next_refresh
+    heartbeat
+    listing("group", "mtclass", share_row("900") + share_row("901"))
+    r = refresher
+    assert_equal %w[900 901], r.refresh.keys.sort
+    assert_equal %w[900 901], card_ids(r).sort
+    hide("mtrecv", hidden_json(["900", CREATED]))
+    assert_equal %w[901], r.refresh.keys, "the spool did not change; the hidden file did"
+    assert_equal %w[901], card_ids(r)
+    hide("mtrecv", hidden_json)
+    assert_equal %w[900 901], r.refresh.keys.sort, "shown again after --undo"
+  end
+
+  def test_a_new_publication_of_the_job_is_shown
+    heartbeat
+    listing("group", "mtclass", share_row("902"))
+    hide("mtrecv", hidden_json(["902", CREATED - 60]))
+    assert_equal %w[902], refresher.refresh.keys
+  end
+
+  def test_a_broken_file_hides_nothing_is_logged_once_and_left_alone
+    heartbeat
+    listing("group", "mtclass", share_row("903"))
+    path = hide("mtrecv", "{\"format\": 1, \"hidden\": [{\"jobid\": \"903\"")
+    r = refresher
+    assert_equal %w[903], r.refresh.keys
+    assert_equal %w[903], r.refresh(force: true).keys
+    broken = @lines.grep(/hidden shares file/)
+    assert_equal 1, broken.size, @lines.inspect
+    assert_includes broken[0], path
+    assert_includes broken[0], "fix:"
+    assert_equal "{\"format\": 1, \"hidden\": [{\"jobid\": \"903\"", File.read(path)
+  end
+
+  def test_hidden_on_the_squeue_fall_back_goes_without_a_new_squeue
+    listing("group", "mtclass", "")
+    runner = CannedSqueueRunnerDouble.new(share_row("904"))
+    r = refresher(runner: runner)
+    r.refresh
+    assert r.settle(5)
+    assert_equal %w[904], r.refresh.keys
+    hide("mtrecv", hidden_json(["904", CREATED]))
+    assert_equal [], r.refresh.keys
+  end
+end

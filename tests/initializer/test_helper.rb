@@ -148,3 +148,22 @@ class CannedSqueueRunnerDouble
     MultiTenant::CommandRunner::Result.new(status: status, stdout: @stdout, stderr: "", timed_out: false)
   end
 end
+
+# A file of tests/vectors/ (the cases every implementation of a rule runs).
+def vectors_file(name) = JSON.parse(File.read(File.join(REPO_ROOT, "tests/vectors", name)))
+
+# `vectors NAME, CONSTANTS, min_cases:` in a test class: VECTORS is tests/vectors/NAME, and a
+# test checks that this implementation keeps the file's CONSTANTS and that it holds cases.
+module VectorsTestHelpers
+  def self.included(base) = base.extend(ClassMethods)
+
+  module ClassMethods
+    def vectors(name, constants, min_cases:)
+      const_set(:VECTORS, vectors_file(name))
+      define_method(:test_this_implementation_keeps_the_vectors_constants) do
+        constants.each { |key, value| assert_equal self.class::VECTORS.fetch(key), value, "constant #{key}" }
+        assert_operator self.class::VECTORS.fetch("cases").size, :>=, min_cases
+      end
+    end
+  end
+end

@@ -329,6 +329,66 @@ def test_cli_audit_as_root_and_refused_without_key_access(lab: Lab) -> None:
     assert "run `ood-mt audit` as root" in refused.stderr
 
 
+def _form_ids(result: dict[str, Any]) -> list[str]:
+    return [option[1] for option in result["form"]["attributes"]["mt_database_share"]["options"]]
+
+
+def test_receiver_hides_a_share_until_it_is_published_anew(lab: Lab) -> None:
+    """`ood-mt hide` as mtrecv: the card goes (db file and connection too), the share leaves
+    mtrecv's forms and `ood-mt list`, `list --hidden` shows it; mtrecv2 keeps it. A broken hidden
+    file hides nothing and is left alone; a new publication of the job (another created) is shown."""
+    card = lab.jobs["card"]
+    hidden_file = Path(pwd.getpwnam("mtrecv").pw_dir) / ".config/ood-mt/hidden.json"
+    hidden_file.unlink(missing_ok=True)
+    try:
+        before = _my_cards(lab.dashboard("mtrecv"), lab)
+        assert [c["job_id"] for c in before] == [card]
+        db_file = lab.base / "data/mtrecv/batch_connect/db" / before[0]["id"]
+        conn_dir = Path(before[0]["connection_path"]).parent
+        done = lab.cli("mtrecv", "hide", card)
+        assert done.returncode == 0 and f"job {card}: hidden (Test DB card from mtpub" in done.stdout, done.stderr
+        assert hidden_file.stat().st_uid == pwd.getpwnam("mtrecv").pw_uid
+        assert hidden_file.stat().st_mode & 0o777 == 0o600
+        after = lab.dashboard("mtrecv", "--form", "mt_jupyter")
+        assert _my_cards(after, lab) == [] and not db_file.exists() and not conn_dir.exists()
+        assert card not in after["specs"] and card not in _form_ids(after)
+        assert lab.jobs["form"] in _form_ids(after)
+        listed = json.loads(lab.cli("mtrecv", "list", "--json").stdout)
+        assert card not in [r["jobid"] for r in listed] and lab.jobs["form"] in [r["jobid"] for r in listed]
+        hidden_rows = json.loads(lab.cli("mtrecv", "list", "--hidden", "--json").stdout)
+        assert [(r["jobid"], r["running"], r["publisher"]) for r in hidden_rows] == [(card, True, "mtpub")]
+        assert [c["job_id"] for c in _my_cards(lab.dashboard("mtrecv2"), lab)] == [card], "only mtrecv hid it"
+
+        good = hidden_file.read_bytes()
+        broken = b'{"format": 1, "hidden": [{"jobid": "' + card.encode()
+        assert run_as("mtrecv", ["sh", "-c", f"printf %s '{broken.decode()}' > {hidden_file}"]).returncode == 0
+        shown = lab.dashboard("mtrecv")
+        assert [c["job_id"] for c in _my_cards(shown, lab)] == [card], "a broken file hides nothing"
+        assert [line for line in shown["log"] if f"hidden shares file {hidden_file}: not valid JSON" in line
+                and "fix:" in line], shown["log"]
+        refused = lab.cli("mtrecv", "hide", lab.jobs["form"])
+        assert refused.returncode == 2 and "left as it was" in refused.stderr
+        assert hidden_file.read_bytes() == broken
+        assert run_as("mtrecv", ["sh", "-c", f"printf %s '{good.decode()}' > {hidden_file}"]).returncode == 0
+        assert _my_cards(lab.dashboard("mtrecv"), lab) == []
+
+        # The publisher publishes the job anew (a re-share: another created): shown again.
+        payload = {"v": 1, "app": "database", "title": "Test DB card", "preset": "connection", "mode": "card",
+                   "delivery": "sys/mt_delivery_default", "session": "re", "created": int(time.time()) + 1,
+                   "conn": {"host": "node", "port": "4242", "database": "classdb", "user": "student",
+                            "password": "pw"}}
+        _rename("mtpub", card, codec.encode(payload, group_key=keys.derive_group_key(lab.master, "mtclass", 3),
+                                             aud="mtclass", kv=3, jobid=card, owner="mtpub"))
+        assert [c["job_id"] for c in _my_cards(lab.dashboard("mtrecv"), lab)] == [card]
+        hidden_rows = json.loads(lab.cli("mtrecv", "list", "--hidden", "--json").stdout)
+        assert [(r["jobid"], r["running"]) for r in hidden_rows] == [(card, False)]
+        undone = lab.cli("mtrecv", "hide", "--undo", card)
+        assert undone.returncode == 0 and "shown again" in undone.stdout
+        assert json.loads(lab.cli("mtrecv", "list", "--hidden", "--json").stdout) == []
+    finally:
+        hidden_file.unlink(missing_ok=True)
+
+
 def test_scancel_removes_card_and_connection_at_next_refresh(lab: Lab) -> None:
     before = _my_cards(lab.dashboard("mtrecv"), lab)
     assert len(before) == 1

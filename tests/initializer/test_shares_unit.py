@@ -101,7 +101,7 @@ def test_cli_reports_a_missing_site_json_clearly(tmp_path: Path) -> None:
 
 
 def test_every_command_help_has_an_example() -> None:
-    for command in (shares_cli.list_command, shares_cli.show_command, shares_cli.audit_command,
+    for command in (shares_cli.list_command, shares_cli.hide_command, shares_cli.show_command, shares_cli.audit_command,
                     shares_cli.inspect_command):
         result = CliRunner().invoke(command, ["--help"])
         assert result.exit_code == 0 and "Example" in result.output and "--site-json" in result.output

@@ -79,6 +79,8 @@ module MultiTenant
       @shares = {}
       @logged = {}
       @last_error = nil
+      @last_jobs = nil # the jobs last applied, re-applied when the hidden file changes
+      @hidden_signature = nil
     end
 
     def shares = @shares
@@ -118,7 +120,7 @@ module MultiTenant
       end
       @source = :spool
       take_fallback_result # a squeue answer still arriving is older than the spool: dropped
-      signature = @spool.signature
+      signature = [@spool.signature, Hidden.signature(hidden_path)]
       return if !force && signature == @spool_signature
 
       jobs, problems = @spool.read
@@ -139,7 +141,11 @@ module MultiTenant
       @source = :squeue
       @spool_signature = nil
       result = take_fallback_result
-      apply_discovery(result) unless result.nil?
+      if !result.nil?
+        apply_discovery(result)
+      elsif !@last_jobs.nil? && Hidden.signature(hidden_path) != @hidden_signature
+        apply(@last_jobs) # a share hidden or shown again goes at once, not at the next squeue
+      end
       return if fallback_in_flight?
 
       @throttle.run(force: force) { start_fallback }
@@ -179,8 +185,21 @@ module MultiTenant
       apply(jobs)
     end
 
+    def hidden_path = Hidden.path_for(@identity.home)
+
+    # The user's hidden set (docs/protocol.md "Hidden shares"); a file breaking the rule is
+    # logged once and hides nothing.
+    def hidden_set
+      @hidden_signature = Hidden.signature(hidden_path)
+      hidden = Hidden.load(@identity.home)
+      log_once("hidden:#{hidden.problem}:#{@hidden_signature}", hidden.message) if hidden.problem
+      hidden
+    end
+
     def apply(jobs)
       @last_error = nil
+      @last_jobs = jobs
+      hidden = hidden_set
       verifier = Verifier.new(config: @config, identity: @identity, keys: @keys, codec: @codec, membership: @membership)
       accepted = {}
       card_shares = []
@@ -188,6 +207,8 @@ module MultiTenant
       self.class.limit_per_publisher(verified, @config.contract.limits.fetch("shares_per_publisher")) do |share, detail|
         log_rejection(share, share.token, "too-many-shares", detail)
       end.each do |share|
+        next if hidden.hides?(share.jobid, share.payload["created"])
+
         # The publisher uses its own shares from client forms but gets no second card:
         # the dashboard already shows its own session.
         card_shares << share if share.mode == "card" && share.owner != @identity.name

@@ -19,17 +19,25 @@ mt_delivery_for_preset() {
 }
 
 # mt_service_publish ARGS...: mt_publish with the form's sharing choices, unless the
-# publisher chose no sharing. Never fails the job. The outcome reaches the publisher's own
-# card through mt_set_share_status (mt_publish.sh).
+# publisher chose no sharing or has unshared the job (`ood-mt unshare`). Never fails the job.
+# The outcome reaches the publisher's own card through mt_set_share_status (mt_publish.sh);
+# the first publication starts the share agent (mt_agent_start).
 mt_service_publish() {
   if [[ "${MT_SHARE_AUDIENCE:-none}" == "none" ]]; then
     echo "ood-mt: sharing is off for this session (audience: none)"
     mt_set_share_status "not shared (sharing is off in the form)"
     return 0
   fi
-  mt_publish --preset "${MT_SHARE_PRESET}" --mode "${MT_SHARE_MODE}" \
+  if mt_agent_unshared; then
+    echo "ood-mt: not published again: you unshared this session"
+    mt_set_share_status "not shared: you unshared it at $(<"${MT_AGENT_DIR}/unshared"); the service keeps running"
+    return 0
+  fi
+  if mt_publish --preset "${MT_SHARE_PRESET}" --mode "${MT_SHARE_MODE}" \
     --delivery "$(mt_delivery_for_preset "${MT_SHARE_PRESET}")" --audience "${MT_SHARE_AUDIENCE}" \
-    --group "${MT_SHARE_GROUP}" --users "${MT_SHARE_USERS}" "$@" || true
+    --group "${MT_SHARE_GROUP}" --users "${MT_SHARE_USERS}" "$@"; then
+    mt_agent_start
+  fi
 }
 
 # OOD's job script (ood_core's basic template) installs no signal handler, so a TERM sent
@@ -124,6 +132,8 @@ mt_gate_run() {
     "${MT_GATE_PYTHON}" -m ood_mt.gate --listen "0.0.0.0:${port}" --upstream "http://127.0.0.1:${svc_port}" \
       --secret-file "${MT_GATE_DIR}/secret" --ready-file "${MT_GATE_DIR}/ready" "${gate_args[@]}" </dev/null &
     MT_GATE_PID=$!
+    # The share agent (mt_publish.sh) sends SIGHUP here after writing a new secret.
+    printf '%s\n' "${MT_GATE_PID}" >"${MT_GATE_DIR}/gate.pid"
   fi
   port="${svc_port}" "$@" &
   MT_SERVICE_PID=$!

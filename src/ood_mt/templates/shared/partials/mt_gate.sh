@@ -62,6 +62,8 @@ mt_gate_run() {
     "${MT_GATE_PYTHON}" -m ood_mt.gate --listen "0.0.0.0:${port}" --upstream "http://127.0.0.1:${svc_port}" \
       --secret-file "${MT_GATE_DIR}/secret" --ready-file "${MT_GATE_DIR}/ready" "${gate_args[@]}" </dev/null &
     MT_GATE_PID=$!
+    # The share agent (mt_publish.sh) sends SIGHUP here after writing a new secret.
+    printf '%s\n' "${MT_GATE_PID}" >"${MT_GATE_DIR}/gate.pid"
   fi
   port="${svc_port}" "$@" &
   MT_SERVICE_PID=$!

@@ -342,3 +342,92 @@ mt__publish() {
   fi
   mt_set_share_status "$status"
 }
+
+# ---------------------------------------------------------------------------------------------
+# The share agent (docs/architecture.md "Share agent"): a loop in the job, a child of the batch
+# shell, that owns the share once it is published. Requests reach it as a file
+# $PWD/mt_agent/request in the session directory (0700, the publisher's; the directory itself
+# is 0700 too): only the publisher's own processes can write there (`ood-mt unshare JOBID`
+# does). The answer is $PWD/mt_agent/reply, one line. Requests: "unshare".
+
+# mt_agent_start: once per job, after the first successful publication. Never fails the job.
+mt_agent_start() {
+  [[ -z ${MT_AGENT_PID:-} ]] || return 0
+  MT_AGENT_DIR="${PWD}/mt_agent"
+  rm -rf -- "$MT_AGENT_DIR"
+  if ! (umask 077 && mkdir -- "$MT_AGENT_DIR"); then
+    echo "ood-mt: cannot create $MT_AGENT_DIR; \`ood-mt unshare\` will not reach this job" >&2
+    return 0
+  fi
+  MT_AGENT_BATCH_PID=$$
+  mt__agent_loop </dev/null &
+  MT_AGENT_PID=$!
+  echo "ood-mt: share agent listening in $MT_AGENT_DIR (ood-mt unshare $SLURM_JOB_ID stops sharing)"
+}
+
+# mt_agent_unshared: 0 when the publisher has unshared this job (nothing may be published again).
+mt_agent_unshared() {
+  [[ -n ${MT_AGENT_DIR:-} && -e "$MT_AGENT_DIR/unshared" ]]
+}
+
+mt__agent_loop() {
+  trap - USR1 TERM INT
+  while kill -0 "$MT_AGENT_BATCH_PID" 2>/dev/null; do
+    [[ ! -e "$MT_AGENT_DIR/request" && ! -L "$MT_AGENT_DIR/request" ]] || mt__agent_handle
+    sleep 1
+  done
+}
+
+mt__agent_reply() {
+  echo "ood-mt: share agent: $1"
+  printf '%s\n' "$1" >"$MT_AGENT_DIR/.reply.tmp" && mv -f -- "$MT_AGENT_DIR/.reply.tmp" "$MT_AGENT_DIR/reply"
+}
+
+mt__agent_handle() {
+  local file="$MT_AGENT_DIR/request" request=""
+  if [[ -L $file || ! -f $file || $(stat -c %u -- "$file") != "$(id -u)" ]]; then
+    rm -f -- "$file"
+    mt__agent_reply "refused: the request is not a plain file of yours; write it with \`ood-mt unshare JOBID\`"
+    return 0
+  fi
+  request=$(head -c 200 -- "$file")
+  rm -f -- "$file"
+  case $request in
+  unshare) mt__agent_unshare ;;
+  *) mt__agent_reply "refused: unknown request ${request@Q}; the agent understands: unshare" ;;
+  esac
+}
+
+# Stop sharing, keep the service: a name that is not a share, a new gate secret (the old one
+# refused), a new database password (mt_db_rotate), the publisher's card says so.
+mt__agent_unshare() {
+  local out outcome
+  if mt_agent_unshared; then
+    mt__agent_reply "already unshared: $(<"$MT_AGENT_DIR/unshared")"
+    return 0
+  fi
+  date '+%F %T' >"$MT_AGENT_DIR/unshared"
+  if ! out=$(scontrol update "JobId=$SLURM_JOB_ID" "JobName=mt-unshared" "Comment=" 2>&1); then
+    rm -f -- "$MT_AGENT_DIR/unshared"
+    mt__agent_reply "failed: scontrol update failed: ${out:-no output}; the share is still published, try again"
+    return 0
+  fi
+  outcome="the job's name is no longer a share (receivers' cards and form entries go at their next refresh)"
+  if [[ -n ${MT_GATE_DIR:-} && -s "$MT_GATE_DIR/gate.pid" ]]; then
+    if rm -f -- "$MT_GATE_DIR/secret" &&
+      out=$("${MT_GATE_PYTHON}" -m ood_mt.gate --write-secret "$MT_GATE_DIR/secret" 2>&1) &&
+      kill -HUP "$(<"$MT_GATE_DIR/gate.pid")" 2>/dev/null; then
+      mt_conn_param mt_gate_secret "$(mt_gate_secret)"
+      outcome+="; the gate's secret was rotated (the old one is refused)"
+    else
+      outcome+="; the gate's secret could NOT be rotated (${out//$'\n'/ }): stop the session to cut off former receivers"
+    fi
+  fi
+  if declare -F mt_db_rotate >/dev/null; then
+    kill -USR1 "$MT_AGENT_BATCH_PID" 2>/dev/null || true
+    outcome+="; the database password is being changed (see mt_db_rotate.status)"
+  fi
+  mt_set_share_status "not shared: you unshared it at $(<"$MT_AGENT_DIR/unshared"); the service keeps running"
+  ! declare -F create_yml >/dev/null || create_yml >/dev/null 2>&1 || true
+  mt__agent_reply "unshared at $(<"$MT_AGENT_DIR/unshared"): $outcome"
+}

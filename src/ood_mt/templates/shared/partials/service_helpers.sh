@@ -19,17 +19,25 @@ mt_delivery_for_preset() {
 }
 
 # mt_service_publish ARGS...: mt_publish with the form's sharing choices, unless the
-# publisher chose no sharing. Never fails the job. The outcome reaches the publisher's own
-# card through mt_set_share_status (mt_publish.sh).
+# publisher chose no sharing or has unshared the job (`ood-mt unshare`). Never fails the job.
+# The outcome reaches the publisher's own card through mt_set_share_status (mt_publish.sh);
+# the first publication starts the share agent (mt_agent_start).
 mt_service_publish() {
   if [[ "${MT_SHARE_AUDIENCE:-none}" == "none" ]]; then
     echo "ood-mt: sharing is off for this session (audience: none)"
     mt_set_share_status "not shared (sharing is off in the form)"
     return 0
   fi
-  mt_publish --preset "${MT_SHARE_PRESET}" --mode "${MT_SHARE_MODE}" \
+  if mt_agent_unshared; then
+    echo "ood-mt: not published again: you unshared this session"
+    mt_set_share_status "not shared: you unshared it at $(<"${MT_AGENT_DIR}/unshared"); the service keeps running"
+    return 0
+  fi
+  if mt_publish --preset "${MT_SHARE_PRESET}" --mode "${MT_SHARE_MODE}" \
     --delivery "$(mt_delivery_for_preset "${MT_SHARE_PRESET}")" --audience "${MT_SHARE_AUDIENCE}" \
-    --group "${MT_SHARE_GROUP}" --users "${MT_SHARE_USERS}" "$@" || true
+    --group "${MT_SHARE_GROUP}" --users "${MT_SHARE_USERS}" "$@"; then
+    mt_agent_start
+  fi
 }
 
 # OOD's job script (ood_core's basic template) installs no signal handler, so a TERM sent

@@ -1,0 +1,181 @@
+"""The share agent (mt_publish.sh `mt_agent_start`) run by bash as a service job runs it, without
+Slurm: a stand-in `scontrol` records the rename, the real gate runs in front of a real HTTP
+service, and the publisher's side is ood_mt.publisher_cli (what `ood-mt unshare` sends). The
+real-Slurm run, receivers and the database included, is tests/apps/test_run_unshare.py."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from ood_mt import keys, publisher_cli
+from ood_mt.app_templates import SERVICE_HELPERS, SHARED, service_library_text
+from tests.gate.test_gate_partial import OOD_HELPERS, _python
+
+JOB = r'''
+set -u
+source ./lib.sh
+host=127.0.0.1
+port="$(find_port 127.0.0.1)"
+SLURM_JOB_ID=4711
+MT_SHARE_AUDIENCE=group MT_SHARE_GROUP=mtclass MT_SHARE_MODE=card MT_SHARE_PRESET=weblink MT_SHARE_USERS=""
+MT_PRESET_DELIVERY="*=mt_delivery_default"
+export host port SLURM_JOB_ID
+mt_gate_prepare
+SERVICE='exec /usr/bin/python3 -m http.server "$port" --bind 127.0.0.1'
+export SERVICE
+(cd www && exec bash -c 'source ../lib.sh; mt_gate_run -- bash -c "$SERVICE"') >script.out 2>&1 &
+SCRIPT_PID=$!
+mt_gate_wait 30 || { echo "gate did not start: ${mt_share_status}"; exit 1; }
+mt_service_publish --app custom --title "Agent test" --key-dir "$PWD/keys" \
+  --conn host=127.0.0.1 --conn port="$port" --conn gate_secret="$(mt_gate_secret)"
+printf 'port=%s\nstatus=%s\nagent=%s\n' "$port" "${mt_share_status}" "${MT_AGENT_PID:-}" >job.ready
+wait "$SCRIPT_PID"
+'''
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+@pytest.fixture
+def job(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    lib = OOD_HELPERS + service_library_text() + "\n" + "\n".join(
+        (SHARED / "partials" / name).read_text() for name in SERVICE_HELPERS)
+    (tmp_path / "lib.sh").write_text(lib)
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "index.html").write_text("<p>the service</p>\n")
+    group = tmp_path / "keys" / "mtclass"
+    group.mkdir(parents=True)
+    (group / "current").write_text("1\n")
+    (group / "v1.key").write_text(keys.derive_group_key(os.urandom(32), "mtclass", 1).hex() + "\n")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >>{tmp_path}/scontrol.log\n')
+    (bin_dir / "scontrol").chmod(0o755)
+    with open(tmp_path / "job.out", "w") as out:
+        proc = subprocess.Popen(["bash", "-c", JOB], cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+                                                             "MT_GATE_PYTHON": str(_python(tmp_path))})
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "job.ready").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "job.out").read_text()
+            time.sleep(0.2)
+        time.sleep(0.2)
+        values = dict(line.split("=", 1) for line in (tmp_path / "job.ready").read_text().splitlines())
+        yield tmp_path, values
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+def test_unshare_renames_rotates_the_gate_secret_and_keeps_the_service(job: tuple[Path, dict[str, str]]) -> None:
+    work, values = job
+    assert values["status"] == "\"shared with group mtclass\"" and values["agent"], values
+    directory = publisher_cli.agent_dir(work, os.getuid())
+    old = (work / "mt_gate" / "secret").read_text().strip()
+    base = f"http://127.0.0.1:{values['port']}"
+    assert _status(f"{base}/{old}/") == 200
+    published = (work / "scontrol.log").read_text()
+    assert "JobName=mt1:mtclass:1:" in published
+
+    started = time.monotonic()
+    reply = publisher_cli.send(directory, "unshare", 20)
+    assert reply is not None and reply.startswith("unshared at "), (work / "job.out").read_text()
+    assert "no longer a share" in reply and "the gate's secret was rotated" in reply
+    assert time.monotonic() - started < 5
+    assert (work / "scontrol.log").read_text().splitlines()[-1] == "update JobId=4711 JobName=mt-unshared Comment="
+    new = (work / "mt_gate" / "secret").read_text().strip()
+    assert new != old
+    assert _status(f"{base}/{old}/") == 404, "the old secret is refused"
+    assert _status(f"{base}/{new}/") == 200, "the service keeps running, for the publisher"
+    assert "share agent: unshared at" in (work / "job.out").read_text()
+    assert old not in (work / "job.out").read_text() and new not in (work / "job.out").read_text()
+
+    again = publisher_cli.send(directory, "unshare", 20)
+    assert again is not None and again.startswith("already unshared: ")
+    assert (work / "scontrol.log").read_text().count("mt-unshared") == 1
+
+
+def test_a_malformed_request_is_refused_with_a_clear_message(job: tuple[Path, dict[str, str]]) -> None:
+    work, _values = job
+    directory = publisher_cli.agent_dir(work, os.getuid())
+    (directory / "request").write_text("rm -rf /\n")
+    deadline = time.monotonic() + 10
+    while not (directory / "reply").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert (directory / "reply").read_text() == "refused: unknown request 'rm -rf /'; the agent understands: unshare\n"
+    assert "mt-unshared" not in (work / "scontrol.log").read_text()
+    (directory / "reply").unlink()
+    os.symlink("/etc/passwd", directory / "request")
+    deadline = time.monotonic() + 10
+    while not (directory / "reply").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert (directory / "reply").read_text().startswith("refused: the request is not a plain file of yours")
+
+
+def test_the_cli_refuses_a_directory_the_agent_did_not_make(tmp_path: Path) -> None:
+    with pytest.raises(publisher_cli.AgentError, match="has no share agent"):
+        publisher_cli.agent_dir(tmp_path, os.getuid())
+    (tmp_path / "mt_agent").mkdir(mode=0o755)
+    (tmp_path / "mt_agent").chmod(0o755)
+    with pytest.raises(publisher_cli.AgentError, match="mode 0700"):
+        publisher_cli.agent_dir(tmp_path, os.getuid())
+    with pytest.raises(publisher_cli.AgentError, match="mode 0700"):
+        publisher_cli.agent_dir(tmp_path, os.getuid() + 1)
+
+
+def _squeue_double(tmp_path: Path, line: str) -> str:
+    double = tmp_path / f"squeue-{len(list(tmp_path.glob('squeue-*')))}"
+    double.write_text(f"#!/bin/sh\nprintf '%s\\n' '{line}'\n" if line else "#!/bin/sh\nexit 0\n")
+    double.chmod(0o755)
+    return str(double)
+
+
+def test_the_cli_refuses_what_it_cannot_deliver(tmp_path: Path) -> None:
+    import pwd
+
+    from click.testing import CliRunner
+
+    me = pwd.getpwuid(os.getuid()).pw_name
+    runner = CliRunner()
+    for args, message in (
+        (["4x"], "is not a Slurm job id"),
+        (["--squeue", _squeue_double(tmp_path, ""), "4711"], "job 4711 is not running"),
+        (["--squeue", _squeue_double(tmp_path, f"someoneelse {tmp_path}"), "4711"],
+         "job 4711 belongs to someoneelse; only its publisher can unshare it"),
+        (["--squeue", _squeue_double(tmp_path, f"{me} {tmp_path}"), "4711"], "this job has no share agent"),
+    ):
+        result = runner.invoke(publisher_cli.unshare_command, args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    help_text = runner.invoke(publisher_cli.unshare_command, ["--help"]).output
+    assert "Example" in help_text and "ood-mt unshare 4711" in help_text
+
+
+def test_no_answer_is_said_and_exits_1(tmp_path: Path) -> None:
+    import pwd
+
+    from click.testing import CliRunner
+
+    (tmp_path / "mt_agent").mkdir(mode=0o700)
+    me = pwd.getpwuid(os.getuid()).pw_name
+    result = CliRunner().invoke(publisher_cli.unshare_command,
+                                ["--squeue", _squeue_double(tmp_path, f"{me} {tmp_path}"), "--wait", "0.5", "4711"])
+    assert result.exit_code == 1 and "did not answer within 0.5 s" in result.output
+    assert (tmp_path / "mt_agent" / "request").read_text() == "unshare\n"
+    assert (tmp_path / "mt_agent" / "request").stat().st_mode & 0o777 == 0o600

@@ -202,6 +202,24 @@ def make_keys(base: Path, master: bytes) -> Path:
     return key_dir
 
 
+def scratch_site(base: Path, master: bytes, script_name: str, script: str) -> Path:
+    """A site.json in BASE for the bench site (the lab's, with the bench's WCKey, groups, key dir
+    and a spool in BASE), the package and SCRIPT copied where the lab users can read them.
+    Returns the site.json path."""
+    key_dir = make_keys(base, master)
+    shutil.copytree(REPO / "src/ood_mt", base / "py/ood_mt", symlinks=True)
+    lab = config.load_site(REPO / "inventories/lab/group_vars/all/multitenant.yml").public_summary()
+    site_json = base / "site.json"
+    site_json.write_text(json.dumps({**lab, "site": "bench", "wckey": WCKEY, "publisher_group": PUBLISHER_GROUP,
+                                     "tenant_groups": [GROUP], "tenant_group_pattern": "", "key_dir": str(key_dir),
+                                     "squeue": "squeue", "spool_dir": str(base / "spool")}))
+    (base / script_name).write_text(script)
+    for path in base.rglob("*"):
+        if not path.is_relative_to(key_dir) and not path.is_symlink():
+            path.chmod(0o755 if path.is_dir() else 0o644)
+    return site_json
+
+
 def cancel(ids: list[str]) -> None:
     for start in range(0, len(ids), SCANCEL_CHUNK):
         subprocess.run(["scancel", *ids[start : start + SCANCEL_CHUNK]], check=False, capture_output=True)

@@ -35,8 +35,6 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import discovery as bench_discovery  # noqa: E402
 
-from ood_mt import config  # noqa: E402
-
 POLLER = r"""
 import sys, time
 from ood_mt import shares, spool
@@ -86,19 +84,8 @@ def main() -> int:
     interval = 0
     try:
         master = os.urandom(32)
-        key_dir = bench_discovery.make_keys(base, master)
-        shutil.copytree(REPO / "src/ood_mt", base / "py/ood_mt", symlinks=True)
-        lab = config.load_site(REPO / "inventories/lab/group_vars/all/multitenant.yml").public_summary()
-        site_json = base / "site.json"
-        site_json.write_text(json.dumps({**lab, "site": "bench", "wckey": bench_discovery.WCKEY,
-                                         "publisher_group": "mtusr", "tenant_groups": ["mtclass"],
-                                         "tenant_group_pattern": "", "key_dir": str(key_dir), "squeue": "squeue",
-                                         "spool_dir": str(base / "spool")}))
-        (base / "poller.py").write_text(POLLER)
-        for path in base.rglob("*"):
-            if not path.is_relative_to(key_dir) and not path.is_symlink():
-                path.chmod(0o755 if path.is_dir() else 0o644)
-        interval = lab["discovery_interval_seconds"]
+        site_json = bench_discovery.scratch_site(base, master, "poller.py", POLLER)
+        interval = json.loads(site_json.read_text())["discovery_interval_seconds"]
         service = subprocess.Popen([sys.executable, "-m", "ood_mt.cli", "discovery", "serve",
                                     "--site-json", str(site_json)], env={**os.environ, "PYTHONPATH": str(REPO / "src")},
                                    stderr=subprocess.DEVNULL)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import discovery as bench_discovery  # noqa: E402
 
-from ood_mt import config, shares, spool  # noqa: E402
+from ood_mt import shares, spool  # noqa: E402
 
 RECEIVER = "mtrecv"
 REFRESH_SECONDS = 30
@@ -104,18 +104,7 @@ def main() -> int:
     rows = []
     try:
         master = os.urandom(32)
-        key_dir = bench_discovery.make_keys(base, master)
-        shutil.copytree(REPO / "src/ood_mt", base / "py/ood_mt", symlinks=True)
-        lab = config.load_site(REPO / "inventories/lab/group_vars/all/multitenant.yml").public_summary()
-        site_json = base / "site.json"
-        site_json.write_text(json.dumps({**lab, "site": "bench", "wckey": bench_discovery.WCKEY,
-                                         "publisher_group": "mtusr", "tenant_groups": ["mtclass"],
-                                         "tenant_group_pattern": "", "key_dir": str(key_dir), "squeue": "squeue",
-                                         "spool_dir": str(base / "spool")}))
-        (base / "reader.py").write_text(READER)
-        for path in base.rglob("*"):
-            if not path.is_relative_to(key_dir) and not path.is_symlink():
-                path.chmod(0o755 if path.is_dir() else 0o644)
+        site_json = bench_discovery.scratch_site(base, master, "reader.py", READER)
         site = shares.load_site_summary(site_json)
         submitted += bench_discovery.start_shares(args.shares, master, base)
         queued = 0

@@ -27,7 +27,8 @@ class BundleError(Exception):
     """The bundle or an entry cannot be used; the message names it and the fix."""
 
 
-def _ids(owner: str, group: str, where: str) -> tuple[int, int]:
+def owner_ids(owner: str, group: str, where: str) -> tuple[int, int]:
+    """(uid, gid) of OWNER and GROUP on this host; BundleError naming WHERE and the fix."""
     try:
         uid = pwd.getpwnam(owner).pw_uid
     except KeyError:
@@ -35,7 +36,8 @@ def _ids(owner: str, group: str, where: str) -> tuple[int, int]:
     try:
         gid = grp.getgrnam(group).gr_gid
     except KeyError:
-        raise BundleError(f"{where}: group {group!r} does not exist on this host") from None
+        raise BundleError(f"{where}: group {group!r} does not exist on this host; create it "
+                          "(multitenant.publisher_group / clients_group in the site file)") from None
     return uid, gid
 
 
@@ -125,8 +127,8 @@ def install(archive: str, dirs: List[Dict[str, Any]], files: List[Dict[str, Any]
     owner, group and mode. Every member must hash to the entry's sha256. In check mode
     nothing is written. Returns {changed, dirs, installed, diff}."""
     for entry in dirs:
-        _ids(entry["owner"], entry["group"], f"directory {entry['path']}")
-    resolved = [(_ids(e["owner"], e["group"], f"file {e['dest']}"), e) for e in files]
+        owner_ids(entry["owner"], entry["group"], f"directory {entry['path']}")
+    resolved = [(owner_ids(e["owner"], e["group"], f"file {e['dest']}"), e) for e in files]
     members = read_members(archive, [e["src"] for e in files])
     if members is not None:
         for entry in files:
@@ -138,7 +140,7 @@ def install(archive: str, dirs: List[Dict[str, Any]], files: List[Dict[str, Any]
                                   "and its bundle differ, rebuild with `ood-mt build` and run the role again")
     diffs: List[Dict[str, str]] = []
     if want_diff:
-        for _owner_ids, entry in resolved:
+        for _ids_of_entry, entry in resolved:
             after = _text(members[entry["src"]]) if members is not None else None
             before = _text(_current(entry["dest"]))
             diffs.append({"before_header": entry["dest"], "after_header": entry["dest"],
@@ -147,7 +149,7 @@ def install(archive: str, dirs: List[Dict[str, Any]], files: List[Dict[str, Any]
                           f"(new content: {entry['sha256'][:12]}, not shown)\n"})
     if not check:
         for entry in dirs:
-            uid, gid = _ids(entry["owner"], entry["group"], f"directory {entry['path']}")
+            uid, gid = owner_ids(entry["owner"], entry["group"], f"directory {entry['path']}")
             _fix_dir(entry["path"], uid, gid, int(entry["mode"], 8))
         if members is None:
             raise BundleError(f"{archive}: missing on this host; the role copies it first, run the role again")

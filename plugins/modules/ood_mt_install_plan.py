@@ -96,15 +96,17 @@ pending:
 """
 
 
-import grp
 import hashlib
 import json
 import os
-import pwd
 import stat
 from typing import Any, Optional
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.ood_mt.multitenant.plugins.module_utils.ood_mt_file_bundle import (
+    BundleError,
+    owner_ids,
+)
 
 
 class PlanError(Exception):
@@ -113,15 +115,9 @@ class PlanError(Exception):
 
 def _ids(owner: str, group: str, where: str) -> tuple[int, int]:
     try:
-        uid = pwd.getpwnam(owner).pw_uid
-    except KeyError:
-        raise PlanError(f"{where}: owner {owner!r} does not exist on this host") from None
-    try:
-        gid = grp.getgrnam(group).gr_gid
-    except KeyError:
-        raise PlanError(f"{where}: group {group!r} does not exist on this host; create it "
-                        f"(multitenant.publisher_group / clients_group in the site file)") from None
-    return uid, gid
+        return owner_ids(owner, group, where)
+    except BundleError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def _differs(path: str, uid: int, gid: int, mode: int, want_dir: bool) -> bool:

@@ -5,7 +5,7 @@ OOD shows a shared card as completed. The kit's cluster entry for cards
 (``discovery.card_cluster``) sets ``job.bin_overrides.squeue`` to this program. It answers
 exactly the per-card status query of ood_core's Slurm adapter (``Batch#squeue_args``):
 
-    squeue --all --states=all --noconvert -o "\\x1E%A\\x1F%i\\x1F..." [-u OWNERS] -j IDS
+    squeue --all --states=all --noconvert -o "\\x1E%A\\x1F%i\\x1F..." [-u OWNERS] -j IDS [-M CLUSTER]
 
 when every id is a running share in the spool files the caller can read (it runs as the
 user: the files' modes decide), and ``os.execv``s the real squeue with the same argv for
@@ -33,6 +33,10 @@ RECORD_SEPARATOR = "\x1e"
 UNIT_SEPARATOR = "\x1f"
 _FORMAT_RE = re.compile("\x1e(%[A-Za-z](?:\x1f%[A-Za-z])*)")
 _JOBID_RE = re.compile(r"[0-9]+")
+# ood_core appends `-M <cluster>` when the cluster file names a Slurm cluster; squeue then prints
+# "CLUSTER: <name>" before its header. The spool holds the jobs of the cluster the OOD host's
+# squeue reaches by default, which is the one a site's card cluster names (docs/discovery.md).
+_CLUSTER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _FLAGS = {"--all", "--states=all", "--noconvert"}
 # squeue's header title of each field ood_core asks for (ood_core skips the header).
 _TITLES = {"A": "JOBID", "i": "JOBID", "j": "NAME", "k": "COMMENT", "t": "ST", "T": "STATE", "u": "USER",
@@ -43,8 +47,10 @@ _EMPTY = {"N": "", "Y": "(null)", "a": "(null)"}
 SHIM_NAME = "ood-mt-squeue"
 
 
-def parse_argv(args: list[str]) -> Optional[tuple[list[str], list[str], Optional[list[str]]]]:
-    """(field letters, job ids, owners or None) when ARGS is ood_core's status query, else None."""
+def parse_argv(args: list[str]) -> Optional[tuple[list[str], list[str], Optional[list[str]], Optional[str]]]:
+    """(field letters, job ids, owners or None, cluster or None) when ARGS is ood_core's status
+    query, else None."""
+    cluster: Optional[str] = None
     fields: Optional[list[str]] = None
     ids: Optional[list[str]] = None
     owners: Optional[list[str]] = None
@@ -54,9 +60,13 @@ def parse_argv(args: list[str]) -> Optional[tuple[list[str], list[str], Optional
         arg = rest.pop(0)
         if arg in _FLAGS:
             flags.add(arg)
-        elif arg in ("-o", "-j", "-u") and rest:
+        elif arg in ("-o", "-j", "-u", "-M") and rest:
             value = rest.pop(0)
-            if arg == "-o":
+            if arg == "-M":
+                if cluster is not None or not _CLUSTER_RE.fullmatch(value) or value.lower() == "all":
+                    return None
+                cluster = value
+            elif arg == "-o":
                 match = _FORMAT_RE.fullmatch(value)
                 if match is None:
                     return None
@@ -69,7 +79,7 @@ def parse_argv(args: list[str]) -> Optional[tuple[list[str], list[str], Optional
             return None
     if flags != _FLAGS or fields is None or not ids or not all(_JOBID_RE.fullmatch(i) for i in ids):
         return None
-    return fields, ids, owners
+    return fields, ids, owners, cluster
 
 
 def _value(letter: str, job: Job, now: float) -> str:
@@ -88,7 +98,7 @@ def answer(args: list[str]) -> Optional[str]:
     query = parse_argv(args)
     if query is None:
         return None
-    fields, ids, owners = query
+    fields, ids, owners, cluster = query
     from ood_mt import shares, spool
 
     site = shares.load_site_summary(_site_json())
@@ -99,7 +109,8 @@ def answer(args: list[str]) -> Optional[str]:
     if not all(i in by_id for i in ids) or (owners is not None and any(by_id[i].owner not in owners for i in ids)):
         return None
     now = time.time()
-    lines = [RECORD_SEPARATOR + UNIT_SEPARATOR.join(_TITLES.get(f, f.upper()) for f in fields)]
+    lines = [f"CLUSTER: {cluster}"] if cluster is not None else []
+    lines.append(RECORD_SEPARATOR + UNIT_SEPARATOR.join(_TITLES.get(f, f.upper()) for f in fields))
     for jobid in dict.fromkeys(ids):
         lines.append(RECORD_SEPARATOR + UNIT_SEPARATOR.join(_value(f, by_id[jobid], now) for f in fields))
     return "\n".join(lines) + "\n"

@@ -12,7 +12,10 @@ require "active_support"
 require "active_support/all" # what the dashboard loads first (ood_core uses Array.wrap, symbolize_keys)
 require "ood_core"
 
-adapter = OodCore::Job::Factory.build(adapter: "slurm", bin_overrides: { "squeue" => squeue })
+# OOD_CORE_CLUSTER: the cluster file's `job.cluster` (ood_core then adds `-M <cluster>`).
+config = { adapter: "slurm", bin_overrides: { "squeue" => squeue } }
+config[:cluster] = ENV["OOD_CORE_CLUSTER"] unless ENV["OOD_CORE_CLUSTER"].to_s.empty?
+adapter = OodCore::Job::Factory.build(config)
 out = ARGV.to_h do |id|
   info = adapter.info(id)
   [id, { "status" => info.status.to_sym.to_s, "owner" => info.job_owner, "name" => info.job_name,

@@ -32,7 +32,9 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="runs ood_core as the 
     (STATUS_ARGV, True),
     ([*STATUS_ARGV, "-u", "mtpub"], True),
     ([*STATUS_ARGV[:4], "\x1e%A\x1f%t", *STATUS_ARGV[5:]], True),
-    ([*STATUS_ARGV, "-M", "hostlab"], False),  # a cluster header: the real squeue answers
+    ([*STATUS_ARGV, "-M", "hostlab"], True),  # ood_core's `cluster:`: answered with squeue's CLUSTER line
+    ([*STATUS_ARGV, "-M", "a,b"], False),
+    ([*STATUS_ARGV, "-M", "all"], False),  # every cluster: only the real squeue knows them
     (STATUS_ARGV[1:], False),
     ([*STATUS_ARGV[:-1], "4711_1"], False),
     ([*STATUS_ARGV[:4], "%A %t", *STATUS_ARGV[5:]], False),
@@ -62,9 +64,9 @@ def _site(base: Path, squeue: Path) -> Path:
     return path
 
 
-def _ood_core(user: str, version: str, base: Path, *ids: str, shim_path: Path) -> dict[str, Any]:
+def _ood_core(user: str, version: str, base: Path, *ids: str, shim_path: Path, cluster: str = "") -> dict[str, Any]:
     env = {**_clean_env(user), "OOD_MT_SITE_JSON": str(base / "site.json"),
-           "PATH": f"{base / 'bin'}:/usr/bin:/bin"}
+           "PATH": f"{base / 'bin'}:/usr/bin:/bin", "OOD_CORE_CLUSTER": cluster}
     done = subprocess.run(["/usr/sbin/runuser", "-u", user, "--", "ruby", str(HERE / "ood_core_info.rb"),
                            str(ood_source() / OOD_CORE_FOR[version]), str(shim_path), *ids],
                           capture_output=True, text=True, env=env, cwd="/", timeout=60, check=False)
@@ -88,9 +90,14 @@ def shim_site(open_tmp: Path) -> Path:
     return open_tmp
 
 
+@pytest.mark.parametrize("cluster", ["", "lab"])
 @pytest.mark.parametrize("version", OOD_VERSIONS)
-def test_ood_core_sees_a_spooled_share_running_without_the_real_squeue(shim_site: Path, version: str) -> None:
-    got = _ood_core("mtrecv", version, shim_site, "4711", shim_path=shim_site / "bin" / "ood-mt-squeue")
+def test_ood_core_sees_a_spooled_share_running_without_the_real_squeue(shim_site: Path, version: str,
+                                                                      cluster: str) -> None:
+    """Also with the cluster file's `job.cluster` set (ood_core adds `-M <cluster>` and skips
+    squeue's CLUSTER line), as the lab's cluster file does."""
+    got = _ood_core("mtrecv", version, shim_site, "4711", shim_path=shim_site / "bin" / "ood-mt-squeue",
+                    cluster=cluster)
     job = got["4711"]
     assert (job["status"], job["status_call"], job["owner"], job["native_wckey"]) == (
         "running", "running", "mtpub", "multitenant")

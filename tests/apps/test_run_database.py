@@ -75,7 +75,15 @@ def test_database_job_shares_and_keeps_data(
         output = (session / "output.log").read_text()
         assert "ood-mt: SIGTERM: stopping the service cleanly" in output, output
         assert "database stopped cleanly" in output, output
-        state = run_as("root", ["sacct", "-n", "-X", "-j", job, "-o", "State%20,ExitCode"]).stdout.split()
+        # slurmdbd records the end a moment after squeue stops listing the job (seen RUNNING here
+        # under load, COMPLETED a second later): wait for a final state, then judge it.
+        state: list[str] = []
+
+        def recorded() -> bool:
+            state[:] = run_as("root", ["sacct", "-n", "-X", "-j", job, "-o", "State%20,ExitCode"]).stdout.split()
+            return bool(state) and state[0] not in ("PENDING", "RUNNING", "COMPLETING")
+
+        wait_for(recorded, 60, f"slurmdbd to record the end of job {job}")
         assert state == ["COMPLETED", "0:0"], f"job {job} ended {state}, not cleanly:\n{output}"
 
         job2, session2 = submit(ood_site, "mtpub", app, form)

@@ -14,6 +14,7 @@ from share_flow import (
     LOCAL_HTTP_TEXT,
     cancel,
     http_get_as,
+    job_state,
     psql_as,
     running_cards,
     submit_database,
@@ -205,11 +206,35 @@ def test_end_to_end_database_card() -> None:
         for node in ("slurm", "compute"):
             assert listed_jobs(node, "mtrecv") == [job_id], f"mtrecv's ood-mt list on {node}"
             assert job_id not in listed_jobs(node, "mtout"), f"mtout's ood-mt list on {node}"
+        _unshare_keeps_the_service(job_id, conn_path)
     finally:
         cancel("mtpub", job_id)
     # Within one discovery interval plus a refresh the card and its connection.yml are gone.
     wait_card_gone("mtrecv", job_id)
     assert not host("ood").file(conn_path).exists, f"{conn_path} left behind"
+
+
+def _unshare_keeps_the_service(job_id: str, conn_path: str) -> None:
+    """Issue 13 across nodes: mtpub runs `ood-mt unshare` on the login node; the share agent in
+    the job on the compute node stops sharing. mtrecv's card goes, the password mtrecv had is
+    refused, the job keeps running and mtpub's card says it was unshared."""
+    old_conn = "/home/mtrecv/.ood-mt-test-old-connection.yml"
+    kept = host("ood").run(as_user("mtrecv", f"umask 077; cp {conn_path} {old_conn}"))
+    assert kept.rc == 0, kept.stderr
+    try:
+        done = host("slurm").run(as_user("mtpub", f"ood-mt unshare {job_id}"))
+        assert done.rc == 0 and f"job {job_id}: unshared at" in done.stdout, f"{done.stdout} {done.stderr}"
+        wait_card_gone("mtrecv", job_id)
+        wait_for("the password mtrecv had to be refused",
+                 lambda: psql_as("mtrecv", old_conn, "SELECT 1").rc != 0, timeout=60)
+        assert job_state(job_id)[0] == "RUNNING", "unshare stopped the service"
+        mine = wait_for("mtpub's card to say it was unshared", lambda: [
+            c for c in dashboard("mtpub")["cards"]
+            if c["job_id"] == job_id and "you unshared it" in c["connect"].get("mt_share_status", "")], timeout=30)
+        assert mine, "mtpub's card is gone"
+        assert job_id not in listed_jobs("slurm", "mtrecv"), "mtrecv's ood-mt list still shows the share"
+    finally:
+        host("ood").run(as_user("mtrecv", f"rm -f {old_conn}"))
 
 
 def test_end_to_end_local_app_card() -> None:

@@ -1,9 +1,9 @@
 """The dashboard and instruction services, and the lab's site-local web service, as real
 Slurm jobs of mtpub.
 
-Dashboard: the publisher's own command (python3 -m http.server) serves HTTP; R Shiny is not
-installed on this machine, so the Shiny branch is covered only by test_static.py (render,
-shellcheck), not run. Instruction: a Markdown file the publisher owns is shared with its
+Dashboard: the publisher's own command (python3 -m http.server) serves HTTP here; the Shiny
+branch runs for real (Debian's r-cran-shiny, page and WebSocket through the gate) in
+test_run_outsider.py. Instruction: a Markdown file the publisher owns is shared with its
 content; files not theirs, and files too large, are refused with a clear status and nothing
 is shared."""
 

@@ -229,7 +229,7 @@ def hide_command(site_json: Optional[Path], site_file: Optional[Path], squeue: O
     if hidden_set.hides(jobid, ev.payload["created"]):
         click.echo(f"job {jobid}: already hidden ({ev.label()})")
         return
-    hidden_set.entries.append(hidden.entry(jobid, ev.payload, ev.job.owner))
+    hidden_set.entries = hidden.with_entry(hidden_set.entries, hidden.entry(jobid, ev.payload, ev.job.owner))
     hidden.save(hidden_set)
     click.echo(f"job {jobid}: hidden ({ev.label()}); its card goes at your dashboard's next refresh")
 

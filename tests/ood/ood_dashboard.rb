@@ -27,8 +27,8 @@
 #                         _method=delete, as OOD's button_to form sends it) or "cancel" (POST
 #                         .../ID/cancel). TOKEN "button": the authenticity token of the form
 #                         OOD's own SessionsHelper#delete/#cancel renders for session ID in this
-#                         browser session; "none": no token; "forged": a token of another
-#                         session. Prints status, Location, the flash the next page would show,
+#                         browser session; "session": this browser session's own token (an id
+#                         with no card); "none": no token; "forged": another session's token. Prints status, Location, the flash the next page would show,
 #                         and the exception class when Rails raised (a production dashboard
 #                         answers that with an error page).
 #
@@ -330,8 +330,9 @@ module OodDashboardRunner
     routes
   end
 
-  # The browser side of `press`: OOD's button for session ID rendered in this browser
-  # session (its form's action, hidden fields), or the flash of the session.
+  # The browser side of `press`, inside one browser session: OOD's button for the card
+  # (its form's action and hidden fields), this session's own authenticity token (for an id
+  # with no card, so no button), or the flash the next page would show.
   def runner_endpoint(env, button_for)
     request = ActionDispatch::Request.new(env)
     if request.path == "/__runner/flash"
@@ -341,10 +342,14 @@ module OodDashboardRunner
     controller = BatchConnect::SessionsController.new
     controller.set_request!(request)
     controller.set_response!(BatchConnect::SessionsController.make_response!(request))
-    view = controller.view_context
-    view.extend(ApplicationHelper, BatchConnect::SessionsHelper)
-    session = BatchConnect::Session.find(button_for[:id])
-    html = button_for[:action] == "cancel" ? view.cancel(session) : view.delete(session)
+    html = if request.path == "/__runner/token"
+             %(<input type="hidden" name="authenticity_token" value="#{controller.send(:form_authenticity_token)}" />)
+           else
+             view = controller.view_context
+             view.extend(ApplicationHelper, BatchConnect::SessionsHelper)
+             session = BatchConnect::Session.find(button_for[:id])
+             button_for[:action] == "cancel" ? view.cancel(session) : view.delete(session)
+           end
     [200, { "Content-Type" => "text/html" }, [html.to_s]]
   end
 
@@ -363,16 +368,14 @@ module OodDashboardRunner
       run app
     end.to_app
     browser = Rack::Test::Session.new(Rack::MockSession.new(stack, "ondemand.example"))
-    form = if token == "forged"
-             other = Rack::Test::Session.new(Rack::MockSession.new(stack, "ondemand.example"))
-             other.get("/__runner/button")
-             other.last_response.body
-           elsif id.match?(%r{\A[^/.]+\z}) && BatchConnect::Session.exist?(id)
-             browser.get("/__runner/button")
-             browser.last_response.body
-           else
-             ""
-           end
+    source = case token
+             when "button" then browser
+             when "session", "none" then browser
+             when "forged" then Rack::Test::Session.new(Rack::MockSession.new(stack, "ondemand.example"))
+             else abort("press: TOKEN must be button, session, none or forged")
+             end
+    source.get(token == "button" ? "/__runner/button" : "/__runner/token")
+    form = source.last_response.body
     fields = form.scan(/<input type="hidden" name="([^"]+)" value="([^"]*)"/).to_h { |k, v| [k, CGI.unescapeHTML(v)] }
     fields.delete("authenticity_token") if token == "none"
     path = action == "cancel" ? "/batch_connect/sessions/#{id}/cancel" : "/batch_connect/sessions/#{id}"

@@ -161,12 +161,16 @@ def test_a_damaged_hidden_file_is_left_alone_and_said(ood_site: OodSite) -> None
 
 @pytest.mark.parametrize("forged", ["mt-1-000000000000", "../../../../etc/passwd", "mt-1-0000000000000000%2e%2e"])
 def test_an_unknown_or_forged_id_is_left_to_ood(ood_site: OodSite, forged: str) -> None:
-    """Not a card the kit wrote: the kit does nothing; OOD's own path answers (no such
-    session: an error, as for any unknown id). Nothing hidden, the kit's card untouched."""
+    """Not a card the kit wrote, with a valid authenticity token: the kit does nothing; OOD's
+    own path answers (no such session: Session.find raises, an error page in production; a
+    path no route matches: 404). Nothing hidden, the kit's card untouched."""
     clear_hidden(RECEIVER)
     spool = SpoolSite(ood_site)
     (card,) = cards(spool.sessions(OOD_VERSIONS[0]), spool.job)
-    pressed = spool.press(OOD_VERSIONS[0], "destroy", forged, "forged")
+    pressed = spool.press(OOD_VERSIONS[0], "destroy", forged, "session")
+    result = pressed["result"]
+    assert result.get("exception") == "Errno::ENOENT" or result["status"] == 404, result
+    assert "notice" not in result["flash"] and "alert" not in result["flash"], result
     assert not hidden_file(RECEIVER).exists()
     assert (ood_site.dataroot(RECEIVER) / "batch_connect" / "db" / card["id"]).is_file()
     assert not any("hidden from its card" in line for line in kit_lines(pressed["log"]))

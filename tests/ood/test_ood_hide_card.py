@@ -211,3 +211,18 @@ def test_a_real_share_is_hidden_and_the_own_session_is_cancelled(
         for victim in (job, own.get("job_id")):
             if victim:
                 os.system(f"scancel {victim} >/dev/null 2>&1")  # noqa: S605 -- a job id from sbatch
+
+
+@pytest.mark.parametrize("delivery", ["mt_delivery_default", "mt_delivery_readfile", "mt_delivery_debug"])
+def test_every_delivery_says_what_delete_does(ood_site: OodSite, ood_version: str, delivery: str) -> None:
+    """The kit's mt_hide_note (connection.yml) in each delivery's card body as OOD renders it;
+    the publisher's own card has no such key and says nothing of it."""
+    note = "Delete (or Cancel) on this card hides this share for you; it does not stop mtpub's service. " \
+           "Undo: ood-mt hide --undo 4711"
+    conn = {"host": "n1", "port": "1", "mt_preset": "api", "api_url": "http://n1:1", "model": "m", "models": "m",
+            "filename": "a.txt", "content": "aGk=", "content_type": "text/plain", "mt_hide_note": note}
+    body = ood_site.view(RECEIVER, ood_version, delivery, conn)
+    assert "Delete (or Cancel) on this card hides this share for you; it does not stop mtpub" in body, body
+    assert "Undo: ood-mt hide --undo 4711" in body, body
+    without = ood_site.view(RECEIVER, ood_version, delivery, {k: v for k, v in conn.items() if k != "mt_hide_note"})
+    assert "hides this share" not in without, without

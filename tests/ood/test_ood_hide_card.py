@@ -17,6 +17,7 @@ import os
 import pwd
 import secrets
 import stat
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -102,7 +103,8 @@ def test_delete_on_a_received_card_hides_the_share(ood_site: OodSite, ood_versio
     path = hidden_file(RECEIVER)
     data = json.loads(path.read_text())
     (entry,) = data["hidden"]
-    assert (entry["jobid"], entry["app"], entry["title"], entry["publisher"]) == (spool.job, "llm", "Hidden LLM", "mtpub")
+    assert (entry["jobid"], entry["app"], entry["title"], entry["publisher"]) == (spool.job, "llm", "Hidden LLM",
+                                                                                   "mtpub")
     assert isinstance(entry["created"], int) and abs(entry["hidden_at"] - time.time()) < 120
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert path.stat().st_uid == pwd.getpwnam(RECEIVER).pw_uid
@@ -210,7 +212,7 @@ def test_a_real_share_is_hidden_and_the_own_session_is_cancelled(
         clear_hidden(RECEIVER)
         for victim in (job, own.get("job_id")):
             if victim:
-                os.system(f"scancel {victim} >/dev/null 2>&1")  # noqa: S605 -- a job id from sbatch
+                subprocess.run(["scancel", victim], capture_output=True, check=False)
 
 
 @pytest.mark.parametrize("delivery", ["mt_delivery_default", "mt_delivery_readfile", "mt_delivery_debug"])

@@ -1,6 +1,7 @@
 """A receiver's hidden shares: ``~/.config/ood-mt/hidden.json`` (docs/protocol.md "Hidden shares").
 
-The receiver's own file, written by ``ood-mt hide`` (mode 0600, directory 0700) and read by
+The receiver's own file, written by ``ood-mt hide`` and by the dashboard when the receiver
+presses Delete on a received share's card (mode 0600, directory 0700), and read by
 the CLI (``ood-mt list``) and the dashboard initializer (``MultiTenant::Hidden``, the same
 rule, pinned by tests/vectors/hidden.json). An entry hides ONE publication of a job: the
 pair (job id, the share's ``created``). A new publication of the same job (a re-share, an
@@ -100,10 +101,29 @@ def load(home: Path) -> HiddenSet:
     return HiddenSet(path, entries, problem)
 
 
+def with_entry(entries: list[dict[str, Any]], added: dict[str, Any]) -> list[dict[str, Any]]:
+    """ENTRIES with ADDED appended unless its publication (jobid, created) is there already."""
+    if any(e["jobid"] == added["jobid"] and e["created"] == added["created"] for e in entries):
+        return entries
+    return [*entries, added]
+
+
+def _order(entry: dict[str, Any]) -> float:
+    value = entry.get("hidden_at")
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def to_write(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the writer keeps: oldest first by hidden_at (missing or not a number: 0; ties keep
+    their order), at most MAX_ENTRIES, the newest. The initializer's writer (Hidden.to_write,
+    the dashboard's Delete on a card) keeps the same, pinned by tests/vectors/hidden_write.json."""
+    return sorted(entries, key=_order)[-MAX_ENTRIES:]
+
+
 def save(hidden: HiddenSet) -> None:
     """Write HIDDEN's entries (0600 in a 0700 directory), atomically. Never over a file that breaks the rule."""
     assert hidden.problem is None
-    entries = sorted(hidden.entries, key=lambda e: e.get("hidden_at", 0))[-MAX_ENTRIES:]
+    entries = to_write(hidden.entries)
     hidden.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(hidden.path.parent, 0o700)
     fd, tmp = tempfile.mkstemp(prefix=".hidden.", suffix=".tmp", dir=hidden.path.parent)

@@ -201,7 +201,8 @@ def hide_command(site_json: Optional[Path], site_file: Optional[Path], squeue: O
     Hides this publication of job JOBID: if its publisher shares it again later (a new
     publication, with a new `since`), it is shown again. The list is your own file,
     ~/.config/ood-mt/hidden.json; nothing is cancelled and the publisher is not told.
-    `--undo` shows the job's shares again.
+    Pressing Delete (or Cancel) on the share's card in the dashboard does the same.
+    `--undo` shows the job's shares again, however they were hidden.
     """
     if not hidden.JOBID.match(jobid):
         _fail("hide", f"JOBID {jobid!r} is not a Slurm job id (digits, e.g. 4711)")
@@ -229,7 +230,7 @@ def hide_command(site_json: Optional[Path], site_file: Optional[Path], squeue: O
     if hidden_set.hides(jobid, ev.payload["created"]):
         click.echo(f"job {jobid}: already hidden ({ev.label()})")
         return
-    hidden_set.entries.append(hidden.entry(jobid, ev.payload, ev.job.owner))
+    hidden_set.entries = hidden.with_entry(hidden_set.entries, hidden.entry(jobid, ev.payload, ev.job.owner))
     hidden.save(hidden_set)
     click.echo(f"job {jobid}: hidden ({ev.label()}); its card goes at your dashboard's next refresh")
 

@@ -21,7 +21,7 @@ from tests.ood.oodsite import OOD_VERSIONS, OodSite
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_SITE = REPO / "inventories/lab/group_vars/all/multitenant.yml"
-KIT_BLOCKS = {"BatchConnect::SessionsController": 1, "BatchConnect::SessionContextsController": 1}
+KIT_BLOCKS = {"BatchConnect::SessionsController": 2, "BatchConnect::SessionContextsController": 1}
 
 
 def _render(dest: Path, lib_override: dict[str, str] | None = None) -> Path:

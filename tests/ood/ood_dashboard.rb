@@ -21,6 +21,16 @@
 #                         each card's status from the adapter's real squeue, its connection, and
 #                         its body rendered by OOD's connections/_custom.html.erb (view ERB in the
 #                         connection's binding, then Markdown).
+#   press ACTION ID TOKEN the user pressing a card's button: a real Rack request through OOD's
+#                         routes (config/routes.rb) to OOD's BatchConnect::SessionsController,
+#                         ACTION "destroy" (Delete: POST /batch_connect/sessions/ID with
+#                         _method=delete, as OOD's button_to form sends it) or "cancel" (POST
+#                         .../ID/cancel). TOKEN "button": the authenticity token of the form
+#                         OOD's own SessionsHelper#delete/#cancel renders for session ID in this
+#                         browser session; "session": this browser session's own token (an id
+#                         with no card); "none": no token; "forged": another session's token. Prints status, Location, the flash the next page would show,
+#                         and the exception class when Rails raised (a production dashboard
+#                         answers that with an error page).
 #
 # APP is a system app name (a directory under --apps-dir). Output: one JSON document,
 # {"result": <the command's result>, "boot": {what the site initializers registered: hook
@@ -46,6 +56,12 @@
 #                  request) are run on an instance of the controller that serves that page:
 #                  SessionsController for `sessions`, SessionContextsController otherwise.
 #                  The page's own work is then OOD's code as listed above.
+#   press          Rails' middleware for a session (ActionDispatch::Cookies, Session::CacheStore
+#                  as OOD's config/initializers/session_store.rb chooses, a MemoryStore here),
+#                  Rack::MethodOverride, a RouteSet drawn by OOD's own config/routes.rb, and the
+#                  two forgery settings OOD gets from load_defaults (per-form tokens, origin
+#                  check). Two helper endpoints under /__runner/ (not OOD's) render the card's
+#                  button and read the flash inside the same browser session.
 #   a later request The kit runs its own squeue (when the discovery spool is stale) in a
 #                  background thread whose result the NEXT request uses. One run of this
 #                  file is one request of a long-lived dashboard, so after the request
@@ -60,6 +76,7 @@ require "pathname"
 require "logger"
 require "securerandom"
 require "ostruct"
+require "cgi"
 
 module OodDashboardRunner
   module_function
@@ -153,7 +170,7 @@ module OodDashboardRunner
       def prepare_count = @prepare.size
       def after_count = @after.size
     end.new
-    application = Struct.new(:config, :routes).new(config, Struct.new(:url_helpers).new(Module.new))
+    application = Struct.new(:config, :routes).new(config, Struct.new(:url_helpers).new(Module.new)) # `press` draws real routes
     rails = Module.new
     rails.define_singleton_method(:logger) { logger }
     rails.define_singleton_method(:root) { dashboard }
@@ -301,6 +318,80 @@ module OodDashboardRunner
     end
   end
 
+  # OOD's routes, drawn by its own config/routes.rb into a real RouteSet; the url helpers
+  # on every controller, as the Rails railtie does.
+  def draw_routes(dashboard)
+    routes = ActionDispatch::Routing::RouteSet.new
+    Rails.application.routes = routes
+    load dashboard.join("config", "routes.rb").to_s
+    ActionController::Base.include(routes.url_helpers)
+    ActionController::Base.per_form_csrf_tokens = true
+    ActionController::Base.forgery_protection_origin_check = true
+    routes
+  end
+
+  # The browser side of `press`, inside one browser session: OOD's button for the card
+  # (its form's action and hidden fields), this session's own authenticity token (for an id
+  # with no card, so no button), or the flash the next page would show.
+  def runner_endpoint(env, button_for)
+    request = ActionDispatch::Request.new(env)
+    if request.path == "/__runner/flash"
+      return [200, { "Content-Type" => "application/json" }, [JSON.generate(request.flash.to_hash)]]
+    end
+
+    controller = BatchConnect::SessionsController.new
+    controller.set_request!(request)
+    controller.set_response!(BatchConnect::SessionsController.make_response!(request))
+    html = if request.path == "/__runner/token"
+             %(<input type="hidden" name="authenticity_token" value="#{controller.send(:form_authenticity_token)}" />)
+           else
+             view = controller.view_context
+             view.extend(ApplicationHelper, BatchConnect::SessionsHelper)
+             session = BatchConnect::Session.find(button_for[:id])
+             button_for[:action] == "cancel" ? view.cancel(session) : view.delete(session)
+           end
+    [200, { "Content-Type" => "text/html" }, [html.to_s]]
+  end
+
+  def press(dashboard, action, id, token)
+    require "rack/test"
+    require "action_dispatch/middleware/flash" # Rails loads it in its railtie
+    routes = draw_routes(dashboard)
+    button_for = { id: id, action: action }
+    app = lambda do |env|
+      env["PATH_INFO"].start_with?("/__runner/") ? runner_endpoint(env, button_for) : routes.call(env)
+    end
+    stack = Rack::Builder.new do
+      use ActionDispatch::Cookies
+      use ActionDispatch::Session::CacheStore, cache: ActiveSupport::Cache::MemoryStore.new, key: "_dashboard_session"
+      use Rack::MethodOverride
+      run app
+    end.to_app
+    browser = Rack::Test::Session.new(Rack::MockSession.new(stack, "ondemand.example"))
+    source = case token
+             when "button" then browser
+             when "session", "none" then browser
+             when "forged" then Rack::Test::Session.new(Rack::MockSession.new(stack, "ondemand.example"))
+             else abort("press: TOKEN must be button, session, none or forged")
+             end
+    source.get(token == "button" ? "/__runner/button" : "/__runner/token")
+    form = source.last_response.body
+    fields = form.scan(/<input type="hidden" name="([^"]+)" value="([^"]*)"/).to_h { |k, v| [k, CGI.unescapeHTML(v)] }
+    fields.delete("authenticity_token") if token == "none"
+    path = action == "cancel" ? "/batch_connect/sessions/#{id}/cancel" : "/batch_connect/sessions/#{id}"
+    fields["_method"] = "delete" if action == "destroy"
+    result = { "button" => form, "path" => path }
+    begin
+      browser.post(path, fields, { "HTTP_REFERER" => "http://ondemand.example/batch_connect/sessions" })
+      response = browser.last_response
+      result.merge!("status" => response.status, "location" => response.headers["Location"])
+    rescue StandardError => e
+      result.merge!("status" => nil, "exception" => e.class.name, "message" => e.message.to_s.lines.first.to_s.strip)
+    end
+    browser.get("/__runner/flash")
+    result.merge("flash" => JSON.parse(browser.last_response.body))
+  end
+
   def boot_report
     config = Rails.application.config
     controllers = %w[BatchConnect::SessionsController BatchConnect::SessionContextsController]
@@ -355,6 +446,7 @@ module OodDashboardRunner
              when "stage" then stage(args.fetch(0), args.fetch(1))
              when "view" then view(dashboard, args.fetch(0), args.fetch(1))
              when "sessions" then sessions(dashboard)
+             when "press" then press(dashboard, args.fetch(0), args.fetch(1), args.fetch(2))
              else abort("unknown command #{command.inspect}")
              end
     @page_seconds = monotonic - started

@@ -151,6 +151,14 @@ class OodSite:
         sessions: list[dict[str, Any]] = self.run(user, version, "sessions")["result"]
         return sessions
 
+    def press(self, user: str, version: str, action: str, session_id: str, token: str = "button",
+              env: Optional[dict[str, str]] = None) -> dict[str, Any]:
+        """USER presses a card's button (ACTION "destroy": Delete, "cancel": Cancel) on session
+        SESSION_ID: a real request through OOD's routes and SessionsController, with the token
+        of OOD's own rendered button ("button"), none ("none") or another session's ("forged").
+        The envelope's result has status, location, flash, and exception when Rails raised."""
+        return self.run(user, version, "press", action, session_id, token, env=env)
+
 
 def publish(site: OodSite, user: str, *, app: str, conn: dict[str, str], preset: str = "debug", mode: str = "form",
             title: str = "Test share", group: str = TENANT_GROUP, timeout: float = 90) -> str:

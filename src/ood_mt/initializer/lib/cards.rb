@@ -44,7 +44,10 @@ module MultiTenant
         begin
           write_card(share)
           wanted[id] = { "jobid" => share.jobid, "token" => "sys/#{share.delivery_app}",
-                         "db" => File.join(db_dir, id), "output" => output_dir(share, id) }
+                         "db" => File.join(db_dir, id), "output" => output_dir(share, id),
+                         # What hiding the card from the dashboard records (Refresher#hide_card).
+                         "created" => share.payload["created"], "app" => share.app, "title" => share.title,
+                         "publisher" => share.owner, "label" => share.label }
         rescue SystemCallError, IOError => e
           @log.call("ood-mt: job #{share.jobid}: card not written: #{e.message}")
         end
@@ -52,6 +55,25 @@ module MultiTenant
       (state.keys - wanted.keys).each { |id| remove_card(id, state[id]) }
       write_state(wanted)
       wanted.keys
+    end
+
+    CARD_ID = /\Amt-[0-9]+(?:[_+][0-9]+)?-[0-9a-f]{12}\z/
+
+    # The state entry of card ID when the kit wrote that card (a received share), else nil:
+    # the user's own sessions and any other id are never the kit's.
+    def card_entry(id)
+      return nil unless id.is_a?(String) && CARD_ID.match?(id)
+
+      entry = read_state[id]
+      entry.is_a?(Hash) && entry["jobid"].is_a?(String) ? entry : nil
+    end
+
+    # Removes card ID (db file, output directory) and its state entry now.
+    def forget(id)
+      state = read_state
+      entry = state.delete(id)
+      remove_card(id, entry)
+      write_state(state)
     end
 
     def db_record(share)

@@ -112,7 +112,52 @@ module MultiTenant
 
     def fallback_in_flight? = !@inflight.nil? && @inflight.alive?
 
+    # What pressing Delete (or Cancel) on card ID did: status :hidden, :already or :failed,
+    # and the message for the page (docs/user-guide.md "Hide a share").
+    HideOutcome = Struct.new(:status, :jobid, :message, keyword_init: true)
+
+    # The receiver pressed Delete (or Cancel) on card ID. nil when the kit did not write
+    # that card (the user's own session, an unknown or forged id): OOD handles the request.
+    # Otherwise the publication is added to the hidden file (Hidden.add, the CLI's rule) and
+    # the card removed now; a failure changes nothing and is logged in one line naming the job.
+    def hide_card(id)
+      @mutex.synchronize do
+        entry = @cards.card_entry(id)
+        return nil if entry.nil?
+
+        hide_entry(id, entry)
+      end
+    end
+
     private
+
+    def hide_entry(id, entry)
+      jobid = entry["jobid"]
+      label = entry["label"].to_s.empty? ? "job #{jobid}" : entry["label"].to_s
+      created = entry["created"]
+      created = @shares[jobid]&.payload&.fetch("created", nil) if !created.is_a?(Integer) && @shares[jobid]&.card_id == id
+      unless created.is_a?(Integer) && created.positive?
+        return hide_failed(jobid, label, "the card does not record which publication it shows (a card written " \
+                                         "before this version; it is rewritten at the next refresh)")
+      end
+      added = Hidden.entry(jobid: jobid, created: created, app: entry["app"], title: entry["title"],
+                           publisher: entry["publisher"], now: @clock.call)
+      status = Hidden.add(@identity.home, added) ? :hidden : :already
+      @cards.forget(id)
+      @log.call("ood-mt: job #{jobid}: hidden from its card #{id} (#{Hidden.path_for(@identity.home)})")
+      HideOutcome.new(status: status, jobid: jobid,
+                      message: "Hid #{label}: its card and form entries are gone for you. The publisher's service " \
+                               "keeps running. Undo: ood-mt hide --undo #{jobid}")
+    rescue Hidden::Refused, SystemCallError, IOError => e
+      hide_failed(jobid, label, e.message.delete_prefix("ood-mt: "))
+    end
+
+    def hide_failed(jobid, label, why)
+      @log.call("ood-mt: job #{jobid}: not hidden from its card: #{why}")
+      HideOutcome.new(status: :failed, jobid: jobid,
+                      message: "Could not hide #{label}: #{why}. Nothing was changed; the share's job was not " \
+                               "touched. From a terminal: ood-mt hide #{jobid}")
+    end
 
     def from_spool(force)
       if @source == :squeue
@@ -289,6 +334,12 @@ module MultiTenant
       specs[jobid.to_s]
     rescue StandardError
       nil
+    end
+
+    # The dashboard's Delete (or Cancel) on session ID: a Refresher::HideOutcome when ID is
+    # a card the kit wrote for a received share, else nil (OOD's own path).
+    def hide_card(id)
+      refresher&.hide_card(id.to_s)
     end
   end
 end

@@ -42,7 +42,9 @@ module MultiTenant
         "mt_audience" => group, "mt_job_id" => jobid.to_s,
         "mt_checks" => "site WCKey; publisher #{owner} in the publisher group and in the audience; message " \
                        "authenticated for job #{jobid}, owner #{owner} and audience #{group}; every field within " \
-                       "the share contract; you are in the audience" }
+                       "the share contract; you are in the audience",
+        "mt_hide_note" => "Delete (or Cancel) on this card hides this share for you; it does not stop #{owner}'s service. " \
+                          "Undo: ood-mt hide --undo #{jobid}" }
     end
 
     def to_spec

@@ -55,3 +55,11 @@ def test_sacct_states_before_and_after_the_cancel(version: str) -> None:
     before = parse.unrecorded_jobs(versions.text(version, "sacct_before_cancel.txt"), ids)
     assert before == ids, f"running and held jobs are not ended: {before}"
     assert parse.unrecorded_jobs(versions.text(version, "sacct_after_cancel.txt"), ids) == []
+
+
+def test_unreachable_slurmdbd_is_recognised(version: str) -> None:
+    entry = versions.manifest(version)["files"]["list_wckey_slurmdbd_down.txt"]
+    assert entry["rc"] != 0
+    stderr = (versions.HERE / version / entry["stderr_file"]).read_text()
+    message = parse.unreachable_message(stderr, None)
+    assert message is not None and "(port 6819)" in message, f"{version}: {stderr!r} -> {message!r}"

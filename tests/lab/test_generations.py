@@ -54,21 +54,15 @@ def test_an_unknown_generation_is_refused_by_name(tmp_path: Path) -> None:
     assert "bookworm" in done.stderr and "trixie" in done.stderr
 
 
-def test_a_placeholder_the_generation_does_not_set_is_an_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("edited", "line", "message"), [
+    ("templates/slurm.conf", "X=@LAB_NOT_SET@", "lab/templates/slurm.conf uses @LAB_NOT_SET@"),
+    ("generations/bookworm.env", 'LAB_X="quoted value"', "line 'LAB_X=\"quoted value\"' is not KEY=VALUE"),
+], ids=["placeholder-not-set", "malformed-generation-line"])
+def test_a_bad_template_or_generation_file_is_refused(tmp_path: Path, edited: str, line: str, message: str) -> None:
     lab = tmp_path / "lab"
     shutil.copytree(REPO / "lab", lab, ignore=shutil.ignore_patterns("containerfiles", "files"))
-    with (lab / "templates" / "slurm.conf").open("a") as fh:
-        fh.write("X=@LAB_NOT_SET@\n")
+    with (lab / edited).open("a") as fh:
+        fh.write(line + "\n")
     done = seed(lab, tmp_path / "seed", "bookworm")
     assert done.returncode != 0
-    assert "lab/templates/slurm.conf uses @LAB_NOT_SET@" in done.stderr
-
-
-def test_a_malformed_generation_line_is_refused(tmp_path: Path) -> None:
-    lab = tmp_path / "lab"
-    shutil.copytree(REPO / "lab", lab, ignore=shutil.ignore_patterns("containerfiles", "files"))
-    with (lab / "generations" / "bookworm.env").open("a") as fh:
-        fh.write('LAB_X="quoted value"\n')
-    done = seed(lab, tmp_path / "seed", "bookworm")
-    assert done.returncode == 2
-    assert "line 'LAB_X=\"quoted value\"' is not KEY=VALUE" in done.stderr
+    assert message in done.stderr

@@ -9,9 +9,14 @@
 # /home is a named volume shared by all three, as NFS homes are on a real cluster (the slurm
 # container doubles as the login node).
 #
-# usage: lab/lab_ctl.sh up|down|status|wait|logs [--prefix P] [--subnet 10.89.77] [--seed DIR]
+# The containers run the images of the generation OOD_MT_LAB_GENERATION (default bookworm;
+# lab/generation.sh), localhost/ood-mt-lab-<node>:<generation>, built by lab/build_images.sh.
+#
+# usage: [OOD_MT_LAB_GENERATION=trixie] lab/lab_ctl.sh up|down|status|wait|logs [--prefix P] [--subnet 10.89.77] [--seed DIR]
 set -euo pipefail
 lab_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lab/generation.sh
+source "$lab_dir/generation.sh"
 repo_root="$(cd "$lab_dir/.." && pwd)"
 
 cmd="${1:-status}"
@@ -62,7 +67,7 @@ up() {
     name="$prefix-$n"
     state="$(podman container inspect --format '{{.State.Status}}' "$name" 2>/dev/null || true)"
     if [[ -n "$state" && "$(podman container inspect --format '{{.Image}}' "$name")" != \
-      "$(podman image inspect --format '{{.Id}}' "localhost/ood-mt-lab-$n:latest")" ]]; then
+      "$(podman image inspect --format '{{.Id}}' "localhost/ood-mt-lab-$n:$lab_generation")" ]]; then
       # The image was rebuilt since this container was made: recreate it from the new one.
       echo "lab_ctl: $name runs an outdated image; recreating it" >&2
       podman rm --force --time 10 "$name" >/dev/null
@@ -82,7 +87,7 @@ up() {
       slurm) args+=(--volume "$seed_dir/slurm:/lab-seed/slurm:ro") ;;
     esac
     args+=(--volume "$home_volume:/home")
-    podman run "${args[@]}" "localhost/ood-mt-lab-$n:latest" >/dev/null
+    podman run "${args[@]}" "localhost/ood-mt-lab-$n:$lab_generation" >/dev/null
   done
   wait_ready
 }

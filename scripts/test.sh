@@ -5,6 +5,10 @@
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh unit lint  # only some parts (lint, unit, slurm, molecule)
 #
+# OOD_MT_LAB_GENERATIONS (default: bookworm) lists the lab generations (lab/generations/*.env)
+# the molecule part runs on, one after the other, each with OOD_MT_LAB_GENERATION set; with
+# more than one, each is its own part (molecule-<generation>).
+#
 # Each part is timed; the last line is the total of all parts.
 set -euo pipefail
 
@@ -69,7 +73,12 @@ for part in "${parts[@]}"; do
       pytest_part slurm -m "slurm" tests
       ;;
     molecule)
-      pytest_part molecule -m "molecule" tests
+      read -r -a generations <<<"${OOD_MT_LAB_GENERATIONS:-bookworm}"
+      for generation in "${generations[@]}"; do
+        name=molecule
+        ((${#generations[@]} == 1)) || name="molecule-$generation"
+        OOD_MT_LAB_GENERATION="$generation" pytest_part "$name" -m "molecule" tests
+      done
       ;;
     *)
       echo "unknown part '$part' (use lint, unit, slurm, molecule)" >&2

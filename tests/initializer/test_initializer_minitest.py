@@ -33,12 +33,17 @@ def test_minitest_file(test_file: Path) -> None:
         check=False,
         env=env,
     )
+    assert_minitest_passed(test_file.name, proc)
+
+
+def assert_minitest_passed(name: str, proc: subprocess.CompletedProcess[str]) -> None:
+    """A minitest run passed: a summary line, no failure, error or skip, and something ran."""
     summary = re.search(r"(\d+) runs, (\d+) assertions, (\d+) failures, (\d+) errors, (\d+) skips", proc.stdout)
-    assert summary, f"no minitest summary from {test_file.name}:\n{proc.stdout}\n{proc.stderr}"
+    assert summary, f"no minitest summary from {name}:\n{proc.stdout}\n{proc.stderr}"
     runs, assertions, failures, errors, skips = (int(x) for x in summary.groups())
-    assert proc.returncode == 0 and failures == 0 and errors == 0, f"{test_file.name}:\n{proc.stdout}\n{proc.stderr}"
-    assert skips == 0, f"{test_file.name}: {skips} of {runs} tests skipped (none may):\n{proc.stdout[-2000:]}"
-    assert runs > 0 and assertions > 0, f"{test_file.name}: {runs} runs, {assertions} assertions"
+    assert proc.returncode == 0 and failures == 0 and errors == 0, f"{name}:\n{proc.stdout}\n{proc.stderr}"
+    assert skips == 0, f"{name}: {skips} of {runs} tests skipped (none may):\n{proc.stdout[-2000:]}"
+    assert runs > 0 and assertions > 0, f"{name}: {runs} runs, {assertions} assertions"
 
 
 def test_every_library_is_inlined_and_loaded() -> None:

@@ -13,7 +13,10 @@ set -euo pipefail
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${OOD_MT_VENV:-$repo_root/.venv}"
 logs="$repo_root/.lab/logs"
-site_file="$repo_root/inventories/lab/group_vars/all/multitenant.yml"
+# The lab's site file (inventories/lab) with the database engines of the lab generation
+# (OOD_MT_LAB_GENERATION, lab/generations/*.env), written by lab/generation_site.py.
+site_dir="$repo_root/.lab/site-${OOD_MT_LAB_GENERATION:-bookworm}"
+site_file="$site_dir/group_vars/all/multitenant.yml"
 build_dir="$repo_root/build/lab"
 export PATH="$venv/bin:$PATH"
 export ANSIBLE_CONFIG="${ANSIBLE_CONFIG:-$repo_root/ansible.cfg}"
@@ -43,7 +46,13 @@ stage_site() {
     echo "playbooks/site.yml is missing: the Ansible playbooks have not landed in this checkout" >&2
     return 1
   fi
-  ansible-playbook -i "$repo_root/inventories/lab/hosts.yml" "$repo_root/playbooks/site.yml"
+  ansible-playbook -i "$repo_root/inventories/lab/hosts.yml" "$repo_root/playbooks/site.yml" \
+    -e "ood_mt_site_file=$site_file"
+}
+
+stage_build() {
+  python3 "$repo_root/lab/generation_site.py" --out "$site_dir"
+  ood-mt build --site "$site_file" --out "$build_dir"
 }
 
 report() {
@@ -68,7 +77,7 @@ PY
 
 up() {
   run_stage bootstrap "bootstrap (Debian + Python packages)" bash "$repo_root/scripts/bootstrap.sh"
-  run_stage build "ood-mt build → build/lab" ood-mt build --site "$site_file" --out "$build_dir"
+  run_stage build "ood-mt build → build/lab" stage_build
   run_stage wheelhouse "wheelhouse for the nodes' ood-mt → build/wheelhouse" bash "$repo_root/scripts/wheelhouse.sh"
   run_stage images "building images (cached by input hash)" "$repo_root/lab/build_images.sh"
   run_stage lab "lab up (MariaDB → slurmdbd → slurmctld → slurmd)" "$repo_root/lab/lab_ctl.sh" up

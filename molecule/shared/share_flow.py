@@ -3,7 +3,7 @@
 OOD's dashboard code (tests/ood/ood_dashboard.rb in the OOD container) builds the installed
 mt_database app's form context, stages it and submits it through ood_core's Slurm adapter
 (`Session#save`), as the publisher; the job runs on the lab's compute node (real slurmd,
-real PostgreSQL 15)."""
+real PostgreSQL of the lab generation: 15 on bookworm, 17 on trixie)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from labhosts import as_user, host, ood, wait_for
 DATABASE_FORM: dict[str, str] = {
     "bc_num_hours": "1", "mt_cores": "1", "mt_memory_gb": "1", "bc_account": "", "bc_queue": "",
     "mt_share_audience": "group", "mt_share_group": "mtclass", "mt_share_users": "",
-    "mt_share_mode": "card", "mt_engine": "postgresql:15", "mt_db_instance": "e2e",
+    "mt_share_mode": "card", "mt_db_instance": "e2e",
     "mt_db_name": "shared", "mt_db_user": "guest", "mt_share_preset": "connection",
 }
 SESSION_ROOT = "ondemand/data/sys/dashboard/batch_connect/sys/mt_database/output"
@@ -46,9 +46,19 @@ def _launch(user: str, app: str, form: dict[str, str]) -> str:
     return str(launched["job_id"])
 
 
+def lab_generation() -> dict[str, str]:
+    """The lab generation's settings (lab/generations/<generation>.env), as the lab's base
+    image keeps them in /etc/ood-mt-lab/generation.env."""
+    out = host("compute").run("cat /etc/ood-mt-lab/generation.env")
+    assert out.rc == 0, f"the lab image has no /etc/ood-mt-lab/generation.env: {out.stderr}"
+    return dict(line.split("=", 1) for line in out.stdout.splitlines() if line.startswith("LAB_") and "=" in line)
+
+
 def submit_database(user: str, **overrides: str) -> str:
-    """Launch the installed mt_database service as `user` through OOD; return the job id."""
-    return _launch(user, "mt_database", {**DATABASE_FORM, **overrides})
+    """Launch the installed mt_database service as `user` through OOD, on the lab generation's
+    PostgreSQL; return the job id."""
+    engine = f"postgresql:{lab_generation()['LAB_PG_MAJOR']}"
+    return _launch(user, "mt_database", {**DATABASE_FORM, "mt_engine": engine, **overrides})
 
 
 def submit_local_http(user: str, **overrides: str) -> str:

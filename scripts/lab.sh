@@ -2,7 +2,7 @@
 # The README's main command: build the kit, bring up the containerised Slurm + OOD lab,
 # deploy the kit with Ansible and run a demo share.
 #
-#   bash scripts/lab.sh [up]   bootstrap, build, wheelhouse, images, lab, site.yml, demo share, report
+#   bash scripts/lab.sh [up]   bootstrap, build, images, wheelhouse, lab, site.yml, demo share, report
 #   bash scripts/lab.sh status containers, Slurm, and the card mtrecv sees
 #   bash scripts/lab.sh down   remove the lab's containers, home volume and network
 #
@@ -78,8 +78,8 @@ PY
 up() {
   run_stage bootstrap "bootstrap (Debian + Python packages)" bash "$repo_root/scripts/bootstrap.sh"
   run_stage build "ood-mt build → build/lab" stage_build
-  run_stage wheelhouse "wheelhouse for the nodes' ood-mt → build/wheelhouse" bash "$repo_root/scripts/wheelhouse.sh"
   run_stage images "building images (cached by input hash)" "$repo_root/lab/build_images.sh"
+  run_stage wheelhouse "wheelhouse for the nodes' ood-mt → build/wheelhouse" bash "$repo_root/lab/wheelhouse.sh"
   run_stage lab "lab up (MariaDB → slurmdbd → slurmctld → slurmd)" "$repo_root/lab/lab_ctl.sh" up
   run_stage site "ansible-playbook playbooks/site.yml -i inventories/lab" stage_site
   run_stage demo "demo share: mtpub publishes mt_database to mtclass" python3 "$repo_root/lab/demo_share.py"

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slurm
 def cli(run_as: Any, ood_site: OodSite, user: str, command: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`ood-mt COMMAND ARGS` as USER, with the copy of the kit's package the test site made for its
     gate (Debian's Python: click, no jinja2, so the command's module, not the whole CLI)."""
-    module = "publisher_cli" if command == "unshare" else "shares_cli"
+    module = "publisher_cli" if command in ("share", "unshare") else "shares_cli"
     code = (f"import sys; from ood_mt import {module}; "
             f"{module}.{command}_command(sys.argv[1:], prog_name='ood-mt {command}')")
     return run_as(user, [str(ood_site.base / "gate-python" / "python"), "-c", code, *args], timeout=120)

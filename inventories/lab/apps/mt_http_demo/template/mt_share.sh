@@ -724,6 +724,7 @@ mt__agent_write_state() {
 
 # mt_agent_start: once per job, after the first successful publication. Never fails the job.
 # Records the first publication's settings (and the form's expiry, MT_SHARE_UNTIL_EPOCH).
+# shellcheck disable=SC2034 # `first` is read through a name reference (mt__agent_write_state)
 mt_agent_start() {
   [[ -z ${MT_AGENT_PID:-} ]] || return 0
   MT_AGENT_DIR="${PWD}/mt_agent"

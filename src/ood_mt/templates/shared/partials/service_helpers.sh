@@ -41,6 +41,7 @@ mt_service_publish() {
   local audience="${MT_SHARE_AUDIENCE}" group="${MT_SHARE_GROUP}" users="${MT_SHARE_USERS}"
   local preset="${MT_SHARE_PRESET}" now
   local -a extra=()
+  # shellcheck disable=SC2034 # read by the share agent (mt__agent_republish, mt_publish.sh)
   MT_PUBLISH_ARGS=("$@")
   if mt_agent_settings; then
     audience="${MT_REQ[audience]}" group="${MT_REQ[group]:-}" users="${MT_REQ[users]:-}"
@@ -57,6 +58,7 @@ mt_service_publish() {
   if mt_publish --preset "${preset}" --mode "${MT_SHARE_MODE}" \
     --delivery "$(mt_delivery_for_preset "${preset}")" --audience "${audience}" \
     --group "${group}" --users "${users}" "$@" "${extra[@]}"; then
+    # shellcheck disable=SC2034 # read by the share agent (mt__agent_share, mt_publish.sh)
     MT_PUBLISH_OK=1
     MT_SHARE_BASE_STATUS="${MT_SHARE_STATUS_TEXT}"
     mt_agent_start

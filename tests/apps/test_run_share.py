@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.apps.slurm_jobs import connection, job_name, submit, wait_for
-from tests.apps.test_run_unshare import _stop, cli, shared_page_form, status
+from tests.apps.test_run_unshare import _stop, cli, shared_page_form
 from tests.ood.oodsite import OOD_VERSIONS, OodSite, make_site, missing_source_reason
 
 pytestmark = pytest.mark.slurm
@@ -53,9 +53,11 @@ def status_as(run_as: Any, user: str, url: str) -> str:
     return str(done.stdout)
 
 
-def test_reshare_status_and_expiry(host_slurm: dict[str, str], run_as: Any, two_groups: OodSite, tmp_path: Path) -> None:
+def test_reshare_status_and_expiry(host_slurm: dict[str, str], run_as: Any, two_groups: OodSite,
+                                   tmp_path: Path) -> None:
     site = two_groups
-    job, session = submit(site, "mtpub", site.apps / "mt_dashboard", shared_page_form(site.base / f"www-{tmp_path.name}"))
+    form = shared_page_form(site.base / f"www-{tmp_path.name}")
+    job, session = submit(site, "mtpub", site.apps / "mt_dashboard", form)
     try:
         wait_for(lambda: job_name(run_as, job).startswith("mt1:mtclass:") and (session / "mt_agent").is_dir(), 120,
                  f"job {job} to publish and start its share agent")
@@ -77,9 +79,10 @@ def test_reshare_status_and_expiry(host_slurm: dict[str, str], run_as: Any, two_
 
         done = cli(run_as, site, "mtpub", "share", "--status", "ready for class", job)
         assert done.returncode == 0 and "status: ready for class" in done.stdout, done
-        got = wait_for(lambda: (c := card(site, "mtrecv", job)) and "ready for class" in c.get("body", "") and c,
-                       30, "the status on mtrecv's card")
-        assert "Publisher&#39;s status" in got["body"] or "Publisher's status" in got["body"]
+        wait_for(lambda: "ready for class" in (card(site, "mtrecv", job) or {}).get("body", ""), 30,
+                 "the status on mtrecv's card")
+        body = (card(site, "mtrecv", job) or {}).get("body", "")
+        assert "Publisher" in body and "status: <strong>ready for class</strong>" in body, body
 
         started = time.monotonic()
         done = cli(run_as, site, "mtpub", "share", "--audience", "group", "--group", "mtusr", job)

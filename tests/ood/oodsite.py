@@ -219,7 +219,8 @@ def publish_raw(site: OodSite, user: str, *, app: str, conn: dict[str, str], pre
     return job
 
 
-def make_site(base: Path, overrides: Optional[dict[str, Any]] = None, groups: tuple[str, ...] = (TENANT_GROUP,)) -> OodSite:
+def make_site(base: Path, overrides: Optional[dict[str, Any]] = None,
+              groups: tuple[str, ...] = (TENANT_GROUP,)) -> OodSite:
     """Build the site in BASE (readable by the lab users): keys for the tenant GROUPS
     (root:<group> 0750/0440, as the keys role installs them), the apps and initializer
     from `ood-mt build`, clusters.d and the env file."""

@@ -7,11 +7,14 @@ lab's two groups.
   successful uses with the secret it had and loses its card; mtpub, in mtusr, gets the new card
   with the new secret;
 - `--until` ~20 s ahead ends the share on time: card gone, secret refused;
-- malformed requests are refused with the reason, and nothing changes."""
+- malformed requests are refused with the reason, and nothing changes;
+- a database re-shared from mtclass to mtusr gets a new password before the new publication: the
+  password mtrecv had is refused."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +22,9 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests.apps import forms
 from tests.apps.slurm_jobs import connection, job_name, submit, wait_for
+from tests.apps.test_run_database_credentials import _new_instance, _shared_password, login
 from tests.apps.test_run_unshare import _stop, cli, shared_page_form
 from tests.ood.oodsite import OOD_VERSIONS, OodSite, make_site, missing_source_reason
 
@@ -112,3 +117,34 @@ def test_reshare_status_and_expiry(host_slurm: dict[str, str], run_as: Any, two_
         assert "the share expired at" in connection(session)["mt_share_status"]
     finally:
         _stop(run_as, job)
+
+
+def test_reshare_a_database_changes_its_password(host_slurm: dict[str, str], run_as: Any,
+                                                 two_groups: OodSite) -> None:
+    site = two_groups
+    name, instance, inst_dir = _new_instance("postgresql:15")
+    form = forms.service_form("database", mt_engine="postgresql:15", mt_db_instance=instance,
+                              mt_share_audience="group", mt_share_group="mtclass", mt_share_mode="card",
+                              mt_share_preset="connection")
+    job, session = submit(site, "mtpub", site.apps / "mt_database", form)
+    try:
+        wait_for(lambda: (session / "mt_agent").is_dir() and job_name(run_as, job).startswith("mt1:mtclass:"), 240,
+                 f"job {job} to publish and start its share agent")
+        conn = connection(session)
+        host, port, user = conn["host"], conn["port"], conn["db_user"]
+        old = _shared_password(site, run_as, job)
+        assert login(run_as, "mtrecv", name, host, port, user, old)
+        done = cli(run_as, site, "mtpub", "share", "--audience", "group", "--group", "mtusr", job)
+        assert done.returncode == 0 and "the database password is being changed" in done.stdout, done
+        wait_for(lambda: (session / "mt_db_rotate.status").is_file()
+                 and (session / "mt_db_rotate.status").read_text().startswith("rotated"), 90, "the new password")
+        assert not login(run_as, "mtrecv", name, host, port, user, old), "the old password is refused"
+        new = (inst_dir / "password").read_text().strip()
+        assert new != old and login(run_as, "mtpub", name, host, port, user, new)
+        wait_for(lambda: job_name(run_as, job).startswith("mt1:mtusr:"), 30, "the share for mtusr")
+        wait_for(lambda: card(site, "mtrecv", job) is None, 30, "mtrecv's card to go")
+        wait_for(lambda: card(site, "mtpub", job) is not None, 30, "the card of mtusr's member")
+        assert "shared with group mtusr" in connection(session)["mt_share_status"]
+    finally:
+        _stop(run_as, job)
+        subprocess.run(["rm", "-rf", str(inst_dir)], check=False)

@@ -13,6 +13,7 @@ lab's two groups.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import tempfile
@@ -45,6 +46,13 @@ def two_groups() -> Iterator[OodSite]:
 
 def card(site: OodSite, user: str, job: str) -> dict[str, Any] | None:
     return next((s for s in site.sessions(user, OOD_VERSIONS[0]) if str(s["job_id"]) == job), None)
+
+
+def mine_listed(run_as: Any, site: OodSite, job: str) -> tuple[str, str] | None:
+    """(audience, status) of JOB in mtpub's own `ood-mt list --json`, or None."""
+    done = cli(run_as, site, "mtpub", "list", "--json", "--site-json", str(site.site_json), "--squeue", "squeue")
+    assert done.returncode == 0, done.stderr
+    return next(((r["audience"], r["status"]) for r in json.loads(done.stdout) if r["jobid"] == job), None)
 
 
 def uses(run_as: Any, user: str, url: str, tries: int = 5) -> int:
@@ -88,6 +96,7 @@ def test_reshare_status_and_expiry(host_slurm: dict[str, str], run_as: Any, two_
                  "the status on mtrecv's card")
         body = (card(site, "mtrecv", job) or {}).get("body", "")
         assert "Publisher" in body and "status: <strong>ready for class</strong>" in body, body
+        assert mine_listed(run_as, site, job) == ("mtclass", "ready for class")
 
         started = time.monotonic()
         done = cli(run_as, site, "mtpub", "share", "--audience", "group", "--group", "mtusr", job)
@@ -100,6 +109,7 @@ def test_reshare_status_and_expiry(host_slurm: dict[str, str], run_as: Any, two_
         wait_for(lambda: card(site, "mtpub", job) is not None, 30, "the card of mtusr's member")
         now = connection(session)
         assert now["mt_gate_secret"] != mine["mt_gate_secret"] and "shared with group mtusr" in now["mt_share_status"]
+        assert mine_listed(run_as, site, job) == ("mtusr", "ready for class"), "the publisher's own `ood-mt list`"
         assert uses(run_as, "mtpub", f"http://{now['host']}:{now['port']}/{now['mt_gate_secret']}/") == 5
 
         done = cli(run_as, site, "mtpub", "share", "--audience", "group", "--group", "mtclass", job)

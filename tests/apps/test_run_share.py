@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -23,10 +22,15 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.apps import forms
 from tests.apps.slurm_jobs import connection, job_name, submit, wait_for
-from tests.apps.test_run_database_credentials import _new_instance, _shared_password, login
-from tests.apps.test_run_unshare import _stop, cli, shared_page_form
+from tests.apps.test_run_unshare import (
+    _stop,
+    cli,
+    rotated_password,
+    shared_page_form,
+    start_shared_database,
+    stop_shared_database,
+)
 from tests.ood.oodsite import OOD_VERSIONS, OodSite, make_site, missing_source_reason
 
 pytestmark = pytest.mark.slurm
@@ -132,29 +136,14 @@ def test_reshare_status_and_expiry(host_slurm: dict[str, str], run_as: Any, two_
 def test_reshare_a_database_changes_its_password(host_slurm: dict[str, str], run_as: Any,
                                                  two_groups: OodSite) -> None:
     site = two_groups
-    name, instance, inst_dir = _new_instance("postgresql:15")
-    form = forms.service_form("database", mt_engine="postgresql:15", mt_db_instance=instance,
-                              mt_share_audience="group", mt_share_group="mtclass", mt_share_mode="card",
-                              mt_share_preset="connection")
-    job, session = submit(site, "mtpub", site.apps / "mt_database", form)
+    db = start_shared_database(run_as, site)
     try:
-        wait_for(lambda: (session / "mt_agent").is_dir() and job_name(run_as, job).startswith("mt1:mtclass:"), 240,
-                 f"job {job} to publish and start its share agent")
-        conn = connection(session)
-        host, port, user = conn["host"], conn["port"], conn["db_user"]
-        old = _shared_password(site, run_as, job)
-        assert login(run_as, "mtrecv", name, host, port, user, old)
-        done = cli(run_as, site, "mtpub", "share", "--audience", "group", "--group", "mtusr", job)
+        done = cli(run_as, site, "mtpub", "share", "--audience", "group", "--group", "mtusr", db.job)
         assert done.returncode == 0 and "the database password is being changed" in done.stdout, done
-        wait_for(lambda: (session / "mt_db_rotate.status").is_file()
-                 and (session / "mt_db_rotate.status").read_text().startswith("rotated"), 90, "the new password")
-        assert not login(run_as, "mtrecv", name, host, port, user, old), "the old password is refused"
-        new = (inst_dir / "password").read_text().strip()
-        assert new != old and login(run_as, "mtpub", name, host, port, user, new)
-        wait_for(lambda: job_name(run_as, job).startswith("mt1:mtusr:"), 30, "the share for mtusr")
-        wait_for(lambda: card(site, "mtrecv", job) is None, 30, "mtrecv's card to go")
-        wait_for(lambda: card(site, "mtpub", job) is not None, 30, "the card of mtusr's member")
-        assert "shared with group mtusr" in connection(session)["mt_share_status"]
+        rotated_password(run_as, db)
+        wait_for(lambda: job_name(run_as, db.job).startswith("mt1:mtusr:"), 30, "the share for mtusr")
+        wait_for(lambda: card(site, "mtrecv", db.job) is None, 30, "mtrecv's card to go")
+        wait_for(lambda: card(site, "mtpub", db.job) is not None, 30, "the card of mtusr's member")
+        assert "shared with group mtusr" in connection(db.session)["mt_share_status"]
     finally:
-        _stop(run_as, job)
-        subprocess.run(["rm", "-rf", str(inst_dir)], check=False)
+        stop_shared_database(run_as, db)

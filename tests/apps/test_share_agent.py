@@ -5,6 +5,7 @@ real-Slurm run, receivers and the database included, is tests/apps/test_run_unsh
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ host=127.0.0.1
 port="$(find_port 127.0.0.1)"
 SLURM_JOB_ID=4711
 MT_SHARE_AUDIENCE=group MT_SHARE_GROUP=mtclass MT_SHARE_MODE=card MT_SHARE_PRESET=weblink MT_SHARE_USERS=""
+MT_SHARE_UNTIL="${TEST_SHARE_UNTIL:-}"
 MT_PRESET_DELIVERY="*=mt_delivery_default"
 export host port SLURM_JOB_ID
 mt_gate_prepare
@@ -55,6 +57,14 @@ def _status(url: str) -> int:
 
 @pytest.fixture
 def job(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
+    with run_job(tmp_path, "") as started:
+        yield started
+
+
+@contextlib.contextmanager
+def run_job(tmp_path: Path, until: str) -> Iterator[tuple[Path, dict[str, str]]]:
+    """The JOB script running in TMP_PATH with the form's "Share until" UNTIL; (dir, job.ready values)."""
+    tmp_path.mkdir(exist_ok=True)
     lib = OOD_HELPERS + service_library_text() + "\n" + "\n".join(
         (SHARED / "partials" / name).read_text() for name in SERVICE_HELPERS)
     (tmp_path / "lib.sh").write_text(lib)
@@ -71,7 +81,8 @@ def job(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     with open(tmp_path / "job.out", "w") as out:
         proc = subprocess.Popen(["bash", "-c", JOB], cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
-                                                             "MT_GATE_PYTHON": str(_python(tmp_path))})
+                                                             "MT_GATE_PYTHON": str(_python(tmp_path)),
+                                                             "TEST_SHARE_UNTIL": until})
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / "job.ready").exists():
@@ -222,7 +233,7 @@ def test_until_vectors_python_and_agent_agree(tmp_path: Path, monkeypatch: pytes
     lib = _library(tmp_path)
     try:
         for case in data["cases"]:
-            done = subprocess.run(["bash", "-c", f'source {lib}; mt_until_epoch "$1" {data["now"]}', "x", case["text"]],
+            done = subprocess.run(["bash", "-c", f'source {lib}; mt_until_epoch "$1" {data["now"]} && echo "$MT_UNTIL_EPOCH"', "x", case["text"]],
                                   capture_output=True, text=True, check=False)
             agent = int(done.stdout) if done.returncode == 0 else None
             try:
@@ -307,3 +318,16 @@ def test_share_cli_checks_before_sending(tmp_path: Path) -> None:
                           (["4711"], "share needs at least one")):
         result = runner.invoke(publisher_cli.share_command, args)
         assert result.exit_code == 2 and message in result.output and "nothing was sent" in result.output, result.output
+
+
+def test_the_forms_share_until_reaches_the_agent(tmp_path: Path) -> None:
+    started = time.time()
+    with run_job(tmp_path / "ok", "2h") as (work, values):
+        state = (work / "mt_agent" / "share").read_text()
+        until = int(state.split("until=")[1].split()[0])
+        assert started + 7200 - 5 <= until <= time.time() + 7200, state
+        assert values["status"].startswith("\"shared with group mtclass; until "), values
+    with run_job(tmp_path / "bad", "tomorrow") as (work, values):
+        assert values["status"] == ("\"not shared: form field 'Share until': 'tomorrow' is neither a duration "
+                                    "(30m, 2h, 7d) nor a time YYYY-MM-DD HH:MM; fix it in the form\""), values
+        assert not (work / "mt_agent").exists() and not (work / "scontrol.log").exists()

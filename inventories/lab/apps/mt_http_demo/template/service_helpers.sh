@@ -50,10 +50,11 @@ mt_service_publish() {
     [[ -z "${MT_REQ[status]:-}" ]] || extra+=(--conn "x_status=${MT_REQ[status]}")
   elif [[ -n "${MT_SHARE_UNTIL:-}" && -z "${MT_SHARE_UNTIL_EPOCH:-}" ]]; then
     printf -v now '%(%s)T' -1
-    if ! MT_SHARE_UNTIL_EPOCH="$(mt_until_epoch "${MT_SHARE_UNTIL}" "${now}")"; then
+    if ! mt_until_epoch "${MT_SHARE_UNTIL}" "${now}"; then
       mt__fail "form field 'Share until': ${MT_ERROR}; fix it in the form" || true
       return 0
     fi
+    MT_SHARE_UNTIL_EPOCH="${MT_UNTIL_EPOCH}"
   fi
   if mt_publish --preset "${preset}" --mode "${MT_SHARE_MODE}" \
     --delivery "$(mt_delivery_for_preset "${preset}")" --audience "${audience}" \

@@ -460,7 +460,8 @@ mt__agent_parse() {
   [[ -z $MT_ERROR ]]
 }
 
-# mt_until_epoch TEXT NOW: prints the epoch seconds TEXT names, or returns 1 with MT_ERROR.
+# mt_until_epoch TEXT NOW: sets MT_UNTIL_EPOCH to the epoch seconds TEXT names, or returns 1
+# with MT_ERROR (no command substitution, so MT_ERROR reaches the caller).
 # TEXT: a duration N followed by m, h or d (N of 1-9999), or a local time "YYYY-MM-DD HH:MM",
 # and it must be after NOW. The same rule as ood_mt.publisher_cli.until_epoch (pinned by
 # tests/vectors/agent_until.json). For the form's "Share until" field.
@@ -483,7 +484,8 @@ mt_until_epoch() {
     MT_ERROR="${text@Q} is not in the future"
     return 1
   fi
-  printf '%s\n' "$epoch"
+  # shellcheck disable=SC2034 # the result, read by the caller (mt_service_publish)
+  MT_UNTIL_EPOCH=$epoch
 }
 
 # mt__agent_write_state NAME: writes the associative array NAME as the settings file.

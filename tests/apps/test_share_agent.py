@@ -233,7 +233,8 @@ def test_until_vectors_python_and_agent_agree(tmp_path: Path, monkeypatch: pytes
     lib = _library(tmp_path)
     try:
         for case in data["cases"]:
-            done = subprocess.run(["bash", "-c", f'source {lib}; mt_until_epoch "$1" {data["now"]} && echo "$MT_UNTIL_EPOCH"', "x", case["text"]],
+            code = f'source {lib}; mt_until_epoch "$1" {data["now"]} && echo "$MT_UNTIL_EPOCH"'
+            done = subprocess.run(["bash", "-c", code, "x", case["text"]],
                                   capture_output=True, text=True, check=False)
             agent = int(done.stdout) if done.returncode == 0 else None
             try:

@@ -231,7 +231,8 @@ def refresh_app_cmd(app_dir: str) -> None:
 
 
 for _command in (shares_cli.list_command, shares_cli.hide_command, shares_cli.show_command, shares_cli.audit_command,
-                 shares_cli.inspect_command, publisher_cli.unshare_command, discovery_cli.discovery_group):
+                 shares_cli.inspect_command, publisher_cli.share_command, publisher_cli.unshare_command,
+                 discovery_cli.discovery_group):
     main.add_command(_command)
 
 

@@ -105,7 +105,7 @@ def _row(ev: shares.Evaluation, me: str) -> dict[str, Any]:
     return {"jobid": ev.job.jobid, "app": p["app"], "title": p["title"], "preset": p["preset"],
             "mode": p["mode"], "publisher": ev.job.owner, "audience": ev.group, "delivery": p["delivery"],
             "since": shares.since(p), "yours": ev.job.owner == me, "label": ev.label(),
-            "conn_keys": sorted(p["conn"])}
+            "conn_keys": sorted(p["conn"]), "status": str(p["conn"].get("x_status", ""))}
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -136,6 +136,7 @@ def list_command(site_json: Optional[Path], site_file: Optional[Path], squeue: O
     is fresh, else asks Slurm once (the dashboard's own query; one line on stderr says so),
     verifies each share-like job with the keys you can read, and prints the ones addressed to you: to one of your
     groups, to a user list that holds you, or to you alone. Your own shares are marked.
+    STATUS is the publisher's status line (`ood-mt share --status`).
     Connection secrets are never printed here; see `ood-mt show JOBID`. Shares you hid with
     `ood-mt hide` are left out (`--hidden` lists them).
     """
@@ -157,10 +158,10 @@ def list_command(site_json: Optional[Path], site_file: Optional[Path], squeue: O
             rows.append(_row(ev, me.name))
         elif verbose:
             click.echo(ev.log_line(), err=True)
-    header = ["JOBID", "APP", "TITLE", "FROM", "AUDIENCE", "MODE", "SINCE"]
+    header = ["JOBID", "APP", "TITLE", "FROM", "AUDIENCE", "MODE", "SINCE", "STATUS"]
     _print_rows(rows, as_json, "no shares visible to you", header,
                 lambda r: [r["jobid"], r["app"], r["title"], r["publisher"] + (" (you)" if r["yours"] else ""),
-                           r["audience"], r["mode"], r["since"]])
+                           r["audience"], r["mode"], r["since"], r["status"]])
 
 
 def _hidden_set(me: shares.Identity) -> hidden.HiddenSet:

@@ -6,7 +6,7 @@ from typing import Any
 
 COMMON = {"bc_num_hours": "1", "mt_cores": "1", "mt_memory_gb": "1", "bc_account": "", "bc_queue": ""}
 SHARING = {"mt_share_audience": "group", "mt_share_group": "mtclass", "mt_share_users": "",
-           "mt_share_mode": "form"}
+           "mt_share_mode": "form", "mt_share_until": ""}
 
 SERVICE_FORMS: dict[str, dict[str, Any]] = {
     "llm": {"mt_model": "llama3.2:1b", "mt_model_source": "scratch", "mt_model_path": "",

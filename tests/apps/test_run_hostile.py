@@ -35,7 +35,8 @@ SERVICE_FIELDS = {  # form field -> variable before.sh sets from it
     "instruction": {"mt_file_path": "MT_FILE_PATH"},
 }
 SHARING_FIELDS = {"mt_share_group": "MT_SHARE_GROUP", "mt_share_users": "MT_SHARE_USERS",
-                  "mt_share_mode": "MT_SHARE_MODE", "mt_share_audience": "MT_SHARE_AUDIENCE"}
+                  "mt_share_mode": "MT_SHARE_MODE", "mt_share_audience": "MT_SHARE_AUDIENCE",
+                  "mt_share_until": "MT_SHARE_UNTIL"}
 
 
 @pytest.mark.parametrize("kind", sorted(SERVICE_FIELDS))

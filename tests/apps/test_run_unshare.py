@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ pytestmark = pytest.mark.slurm
 def cli(run_as: Any, ood_site: OodSite, user: str, command: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`ood-mt COMMAND ARGS` as USER, with the copy of the kit's package the test site made for its
     gate (Debian's Python: click, no jinja2, so the command's module, not the whole CLI)."""
-    module = "publisher_cli" if command == "unshare" else "shares_cli"
+    module = "publisher_cli" if command in ("share", "unshare") else "shares_cli"
     code = (f"import sys; from ood_mt import {module}; "
             f"{module}.{command}_command(sys.argv[1:], prog_name='ood-mt {command}')")
     return run_as(user, [str(ood_site.base / "gate-python" / "python"), "-c", code, *args], timeout=120)
@@ -109,29 +110,62 @@ def test_unshare_a_gated_service(host_slurm: dict[str, str], run_as: Any, ood_si
         _stop(run_as, job)
 
 
-def test_unshare_a_database_changes_its_password(host_slurm: dict[str, str], run_as: Any, ood_site: OodSite) -> None:
+@dataclass
+class SharedDatabase:
+    """A PostgreSQL job of mtpub shared with mtclass as a card, with the password mtrecv logs in with."""
+    name: str
+    inst_dir: Path
+    job: str
+    session: Path
+    host: str
+    port: str
+    user: str
+    old: str
+
+
+def start_shared_database(run_as: Any, ood_site: OodSite) -> SharedDatabase:
     name, instance, inst_dir = _new_instance("postgresql:15")
     form = forms.service_form("database", mt_engine="postgresql:15", mt_db_instance=instance,
                               mt_share_audience="group", mt_share_group=TENANT_GROUP, mt_share_mode="card",
                               mt_share_preset="connection")
     job, session = submit(ood_site, "mtpub", ood_site.apps / "mt_database", form)
+    db = SharedDatabase(name, inst_dir, job, session, "", "", "", "")
     try:
         wait_for(lambda: (session / "mt_agent").is_dir() and job_name(run_as, job).startswith("mt1:"), 240,
                  f"job {job} to publish and start its share agent")
         conn = connection(session)
-        host, port, user = conn["host"], conn["port"], conn["db_user"]
-        old = _shared_password(ood_site, run_as, job)
-        assert login(run_as, "mtrecv", name, host, port, user, old)
-        done = cli(run_as, ood_site, "mtpub", "unshare", job)
+        db.host, db.port, db.user = conn["host"], conn["port"], conn["db_user"]
+        db.old = _shared_password(ood_site, run_as, job)
+        assert login(run_as, "mtrecv", name, db.host, db.port, db.user, db.old)
+    except BaseException:
+        stop_shared_database(run_as, db)
+        raise
+    return db
+
+
+def rotated_password(run_as: Any, db: SharedDatabase) -> str:
+    """Waits for the job's password rotation; checks the old password is refused and the new one works."""
+    status_file = db.session / "mt_db_rotate.status"
+    wait_for(lambda: status_file.is_file() and status_file.read_text().startswith("rotated"), 90, "the new password")
+    assert not login(run_as, "mtrecv", db.name, db.host, db.port, db.user, db.old), "the old password is refused"
+    new = (db.inst_dir / "password").read_text().strip()
+    assert new != db.old and login(run_as, "mtpub", db.name, db.host, db.port, db.user, new)
+    return new
+
+
+def stop_shared_database(run_as: Any, db: SharedDatabase) -> None:
+    _stop(run_as, db.job)
+    subprocess.run(["rm", "-rf", str(db.inst_dir)], check=False)
+
+
+def test_unshare_a_database_changes_its_password(host_slurm: dict[str, str], run_as: Any, ood_site: OodSite) -> None:
+    db = start_shared_database(run_as, ood_site)
+    try:
+        done = cli(run_as, ood_site, "mtpub", "unshare", db.job)
         assert done.returncode == 0 and "the database password is being changed" in done.stdout, done
-        wait_for(lambda: (session / "mt_db_rotate.status").is_file()
-                 and (session / "mt_db_rotate.status").read_text().startswith("rotated"), 90, "the new password")
-        assert not login(run_as, "mtrecv", name, host, port, user, old), "the old password is refused"
-        new = (inst_dir / "password").read_text().strip()
-        assert new != old and login(run_as, "mtpub", name, host, port, user, new)
-        assert job_name(run_as, job) == "mt-unshared", "the rotation did not publish the share again"
-        assert job not in cards(ood_site, "mtrecv")
-        assert "you unshared it" in connection(session)["mt_share_status"]
+        rotated_password(run_as, db)
+        assert job_name(run_as, db.job) == "mt-unshared", "the rotation did not publish the share again"
+        assert db.job not in cards(ood_site, "mtrecv")
+        assert "you unshared it" in connection(db.session)["mt_share_status"]
     finally:
-        _stop(run_as, job)
-        subprocess.run(["rm", "-rf", str(inst_dir)], check=False)
+        stop_shared_database(run_as, db)

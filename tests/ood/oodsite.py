@@ -227,26 +227,29 @@ def publish_raw(site: OodSite, user: str, *, app: str, conn: dict[str, str], pre
     return job
 
 
-def make_site(base: Path, overrides: Optional[dict[str, Any]] = None) -> OodSite:
-    """Build the site in BASE (readable by the lab users): keys for the tenant group
+def make_site(base: Path, overrides: Optional[dict[str, Any]] = None,
+              groups: tuple[str, ...] = (TENANT_GROUP,)) -> OodSite:
+    """Build the site in BASE (readable by the lab users): keys for the tenant GROUPS
     (root:<group> 0750/0440, as the keys role installs them), the apps and initializer
     from `ood-mt build`, clusters.d and the env file."""
     base.mkdir(parents=True, exist_ok=True)
     base.chmod(0o755)
     master = os.urandom(32)
     keys_dir = base / "keys"
-    group_dir = keys_dir / TENANT_GROUP
-    group_dir.mkdir(parents=True)
+    keys_dir.mkdir()
     keys_dir.chmod(0o755)
-    gid = grp.getgrnam(TENANT_GROUP).gr_gid
-    os.chown(group_dir, 0, gid)
-    group_dir.chmod(0o750)
-    for name, text in ((f"v{KEY_VERSION}.key", keys.derive_group_key(master, TENANT_GROUP, KEY_VERSION).hex() + "\n"),
-                       ("current", f"{KEY_VERSION}\n")):
-        path = group_dir / name
-        path.write_text(text)
-        os.chown(path, 0, gid)
-        path.chmod(0o440)
+    for group in groups:
+        group_dir = keys_dir / group
+        group_dir.mkdir()
+        gid = grp.getgrnam(group).gr_gid
+        os.chown(group_dir, 0, gid)
+        group_dir.chmod(0o750)
+        for name, text in ((f"v{KEY_VERSION}.key", keys.derive_group_key(master, group, KEY_VERSION).hex() + "\n"),
+                           ("current", f"{KEY_VERSION}\n")):
+            path = group_dir / name
+            path.write_text(text)
+            os.chown(path, 0, gid)
+            path.chmod(0o440)
     settings = {"keys": {"dir": str(keys_dir)}, **_with_doubles(overrides)}
     apps = build_suite(base, settings)
     return site_around(base, apps, base / "build" / "initializer" / "ood_multitenant.rb", keys_dir, master,

@@ -18,26 +18,64 @@ mt_delivery_for_preset() {
   printf 'sys/%s' "$fallback"
 }
 
-# mt_service_publish ARGS...: mt_publish with the form's sharing choices, unless the
-# publisher chose no sharing or has unshared the job (`ood-mt unshare`). Never fails the job.
-# The outcome reaches the publisher's own card through mt_set_share_status (mt_publish.sh);
-# the first publication starts the share agent (mt_agent_start).
+# mt_service_publish ARGS...: mt_publish with the sharing choices, unless the publisher chose
+# no sharing or has unshared the job (`ood-mt unshare`, expiry). Never fails the job; sets
+# MT_PUBLISH_OK (1 when published). The choices are the form's (MT_SHARE_*) until the share
+# agent holds the current ones ($MT_AGENT_DIR/share, changed by `ood-mt share`): audience,
+# group, users, preset, the publication's `created`, the status line receivers see (conn key
+# x_status, docs/protocol.md) and the expiry. The outcome reaches the publisher's own card
+# through mt_set_share_status; the first publication starts the share agent (mt_agent_start)
+# with the form's expiry (MT_SHARE_UNTIL, "Share until").
 mt_service_publish() {
+  MT_PUBLISH_OK=0
   if [[ "${MT_SHARE_AUDIENCE:-none}" == "none" ]]; then
     echo "ood-mt: sharing is off for this session (audience: none)"
     mt_set_share_status "not shared (sharing is off in the form)"
     return 0
   fi
   if mt_agent_unshared; then
-    echo "ood-mt: not published again: you unshared this session"
-    mt_set_share_status "not shared: you unshared it at $(<"${MT_AGENT_DIR}/unshared"); the service keeps running"
+    echo "ood-mt: not published again: the share was ended ($(<"${MT_AGENT_DIR}/unshared"))"
+    mt_set_share_status "not shared: $(<"${MT_AGENT_DIR}/unshared"); the service keeps running"
     return 0
   fi
-  if mt_publish --preset "${MT_SHARE_PRESET}" --mode "${MT_SHARE_MODE}" \
-    --delivery "$(mt_delivery_for_preset "${MT_SHARE_PRESET}")" --audience "${MT_SHARE_AUDIENCE}" \
-    --group "${MT_SHARE_GROUP}" --users "${MT_SHARE_USERS}" "$@"; then
-    mt_agent_start
+  local audience="${MT_SHARE_AUDIENCE}" group="${MT_SHARE_GROUP}" users="${MT_SHARE_USERS}"
+  local preset="${MT_SHARE_PRESET}" now
+  local -a extra=()
+  # shellcheck disable=SC2034 # read by the share agent (mt__agent_republish, mt_publish.sh)
+  MT_PUBLISH_ARGS=("$@")
+  if mt_agent_settings; then
+    audience="${MT_REQ[audience]}" group="${MT_REQ[group]:-}" users="${MT_REQ[users]:-}"
+    preset="${MT_REQ[preset]:-${preset}}"
+    [[ -z "${MT_REQ[created]:-}" ]] || extra+=(--created "${MT_REQ[created]}")
+    [[ -z "${MT_REQ[status]:-}" ]] || extra+=(--conn "x_status=${MT_REQ[status]}")
+  elif [[ -n "${MT_SHARE_UNTIL:-}" && -z "${MT_SHARE_UNTIL_EPOCH:-}" ]]; then
+    printf -v now '%(%s)T' -1
+    if ! mt_until_epoch "${MT_SHARE_UNTIL}" "${now}"; then
+      mt__fail "form field 'Share until': ${MT_ERROR}; fix it in the form" || true
+      return 0
+    fi
+    MT_SHARE_UNTIL_EPOCH="${MT_UNTIL_EPOCH}"
   fi
+  if mt_publish --preset "${preset}" --mode "${MT_SHARE_MODE}" \
+    --delivery "$(mt_delivery_for_preset "${preset}")" --audience "${audience}" \
+    --group "${group}" --users "${users}" "$@" "${extra[@]}"; then
+    # shellcheck disable=SC2034 # read by the share agent (mt__agent_share, mt_publish.sh)
+    MT_PUBLISH_OK=1
+    MT_SHARE_BASE_STATUS="${MT_SHARE_STATUS_TEXT}"
+    mt_agent_start
+    mt_service_status "${MT_SHARE_BASE_STATUS}"
+  fi
+}
+
+# mt_service_status BASE: the publisher's card line: BASE, then the expiry and the published
+# status from the share agent's settings.
+mt_service_status() {
+  local line="$1"
+  if mt_agent_settings; then
+    [[ -z "${MT_REQ[until]:-}" ]] || line+="; until $(date -d "@${MT_REQ[until]}" '+%F %T')"
+    [[ -z "${MT_REQ[status]:-}" ]] || line+="; status: ${MT_REQ[status]}"
+  fi
+  mt_set_share_status "${line}"
 }
 
 # OOD's job script (ood_core's basic template) installs no signal handler, so a TERM sent

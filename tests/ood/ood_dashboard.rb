@@ -398,11 +398,18 @@ module OodDashboardRunner
     {
       "after_initialize" => config.after_count, "to_prepare" => config.prepare_count,
       "before_action_blocks" => controllers.to_h do |name|
-        [name, Object.const_get(name)._process_action_callbacks.count { |c| c.raw_filter.is_a?(Proc) }]
+        [name, Object.const_get(name)._process_action_callbacks.count { |c| callback_proc(c).is_a?(Proc) }]
       end,
       "multitenant_specs" => (defined?(::MultiTenant) && ::MultiTenant.respond_to?(:specs) ? ::MultiTenant.specs.keys : nil),
       "request_seconds" => @request_seconds, "page_seconds" => @page_seconds
     }
+  end
+
+  # The block a before_action was given: ActiveSupport 6.1 (Debian 12) keeps it in
+  # Callback#raw_filter (#filter is a generated key there); 7.1 and later (Debian 13's 7.2)
+  # dropped raw_filter and keep it in #filter.
+  def callback_proc(callback)
+    callback.respond_to?(:raw_filter) ? callback.raw_filter : callback.filter
   end
 
   PAGE_CONTROLLER = { "sessions" => "BatchConnect::SessionsController" }.freeze
@@ -427,9 +434,9 @@ module OodDashboardRunner
     instance = controller.new
     started = monotonic # after the controller class is loaded (Rails loads it once, at boot)
     controller._process_action_callbacks.each do |callback|
-      next unless callback.kind == :before && callback.raw_filter.is_a?(Proc)
+      filter = callback_proc(callback)
+      next unless callback.kind == :before && filter.is_a?(Proc)
 
-      filter = callback.raw_filter
       filter.arity == 1 ? filter.call(instance) : instance.instance_exec(&filter)
     end
     monotonic - started

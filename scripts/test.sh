@@ -60,7 +60,14 @@ for part in "${parts[@]}"; do
       pytest_part lint -m "lint" tests
       ;;
     unit)
-      pytest_part unit -m "not slurm and not molecule and not lint" tests
+      # Two pytest workers (pytest-xdist), one test file each at a time (--dist loadfile: a file's
+      # module fixtures are built once, in one worker); every test makes its own temporary dirs.
+      # OOD_MT_TEST_WORKERS=0 runs them in this process. Tests marked serial measure latency and
+      # run afterwards, alone. The slurm and molecule parts stay serial: they share one Slurm and
+      # one podman lab.
+      pytest_part unit -n "${OOD_MT_TEST_WORKERS:-2}" --dist loadfile \
+        -m "not slurm and not molecule and not lint and not serial" tests
+      pytest_part unit-serial -m "serial and not slurm and not molecule and not lint" tests
       ;;
     slurm)
       if [[ $(id -u) -ne 0 ]]; then

@@ -122,14 +122,21 @@ def presets(ood: OodSite, kind: str) -> list[str]:
     return [value for _label, value in attrs["mt_share_preset"]["options"]]
 
 
-def section(ood: OodSite) -> str:
+def presets_by_kind(ood: OodSite) -> dict[str, list[str]]:
+    """Each service kind's card presets, as its form in OOD offers them."""
+    return {kind: presets(ood, kind) for kind in SERVICE_KINDS}
+
+
+def section(ood: OodSite, offered: dict[str, list[str]] | None = None) -> str:
+    """The generated section; OFFERED is presets_by_kind(OOD) when the caller has it already."""
     apps = ood.apps
+    offered = offered if offered is not None else presets_by_kind(ood)
     out = [BEGIN, "",
            "What a receiver's card shows for each preset, with a sample share (values invented; the",
            "password is a placeholder). Buttons and links are in [brackets].", ""]
     for kind in SERVICE_KINDS:
         title = yaml.safe_load((apps / f"mt_{kind}" / "manifest.yml").read_text())["name"]
-        for preset in presets(ood, kind):
+        for preset in offered[kind]:
             delivery = delivery_for_preset(apps, preset)
             html = render_view(ood, apps / delivery, {**SAMPLE_CONN[kind], "mt_preset": preset})
             out += [f"### {title}: preset `{preset}` (card app `{delivery}`)", "",

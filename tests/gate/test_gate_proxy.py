@@ -22,6 +22,10 @@ from yarl import URL
 
 from tests.gate.conftest import StartGate, Upstream, assert_secret_not_logged
 
+# Latency bounds (a streamed line through the gate in under 0.25 s): run alone, not beside another
+# test worker (scripts/test.sh).
+pytestmark = pytest.mark.serial
+
 MB = 1 << 20
 
 

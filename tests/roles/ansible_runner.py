@@ -28,6 +28,10 @@ def ansible_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "PATH": f"{VENV_BIN}:{env.get('PATH', '')}",
         # interpreter discovery finds broken pyenv shims on some machines; use the venv's python
         "ANSIBLE_PYTHON_INTERPRETER": tool("python"),
+        # Modules reach the host through the interpreter's stdin instead of a temporary file, as
+        # ansible.cfg's [ssh_connection] pipelining does on a real site (that key does not reach the
+        # local connection the tests use). About a quarter less time per task.
+        "ANSIBLE_PIPELINING": "True",
     })
     env.update(extra or {})
     return env

@@ -5,9 +5,14 @@
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh unit lint  # only some parts (lint, unit, slurm, molecule)
 #
-# OOD_MT_LAB_GENERATIONS (default: bookworm) lists the lab generations (lab/generations/*.env)
-# the molecule part runs on, one after the other, each with OOD_MT_LAB_GENERATION set; with
-# more than one, each is its own part (molecule-<generation>).
+# OOD_MT_LAB_GENERATIONS (default: "bookworm trixie") lists the lab generations
+# (lab/generations/*.env) the molecule part runs on, one after the other, each with
+# OOD_MT_LAB_GENERATION set and each its own part (molecule-<generation>). The FIRST runs every
+# scenario; the others run the scenarios that depend on the generation's Slurm, Ruby and
+# database servers: `default` (docs/testing.md "Generations" says why those and not the rest).
+# When the molecule part is asked for, the lab images of every listed generation are built in
+# the background from the start (they take minutes and no earlier part uses them); the
+# molecule part waits for them (part images-wait).
 #
 # Each part is timed; the last line is the total of all parts.
 set -euo pipefail
@@ -34,6 +39,24 @@ mkdir -p "$reports"
 declare -A seconds=()
 declare -A status=()
 failed=0
+read -r -a generations <<<"${OOD_MT_LAB_GENERATIONS:-bookworm trixie}"
+# Scenarios every later generation runs (the first runs all of them).
+generation_scenarios=default
+
+images_pid=""
+if [[ " ${parts[*]} " == *" molecule "* ]]; then
+  mkdir -p .lab/logs
+  (
+    for generation in "${generations[@]}"; do
+      OOD_MT_LAB_GENERATION="$generation" lab/build_images.sh >".lab/logs/images-$generation.log" 2>&1 || {
+        echo "test: lab/build_images.sh ($generation) failed: .lab/logs/images-$generation.log" >&2
+        exit 1
+      }
+    done
+  ) &
+  images_pid=$!
+  echo "test: building the lab images of ${generations[*]} in the background (.lab/logs/images-*.log)"
+fi
 
 run_part() {
   local part="$1"
@@ -80,11 +103,14 @@ for part in "${parts[@]}"; do
       pytest_part slurm -m "slurm" tests
       ;;
     molecule)
-      read -r -a generations <<<"${OOD_MT_LAB_GENERATIONS:-bookworm}"
+      if [[ -n "$images_pid" ]]; then
+        run_part images-wait wait "$images_pid"
+      fi
       for generation in "${generations[@]}"; do
-        name=molecule
-        ((${#generations[@]} == 1)) || name="molecule-$generation"
-        OOD_MT_LAB_GENERATION="$generation" pytest_part "$name" -m "molecule" tests
+        scenario=""
+        [[ "$generation" == "${generations[0]}" ]] || scenario="$generation_scenarios"
+        OOD_MT_LAB_GENERATION="$generation" OOD_MT_MOLECULE_SCENARIO="$scenario" \
+          pytest_part "molecule-$generation" -m "molecule" tests
       done
       ;;
     *)
@@ -95,7 +121,7 @@ for part in "${parts[@]}"; do
 done
 
 echo
-echo "Time per part:"
+echo "Time per part (wall clock of the whole run: $SECONDS s):"
 for part in "${!seconds[@]}"; do
   printf '  %-12s %5d s  %s\n' "$part" "${seconds[$part]}" "${status[$part]}"
 done | sort

@@ -85,6 +85,10 @@ up() {
     mapfile -t -O "${#args[@]}" args < <(host_args)
     case "$n" in
       slurm) args+=(--volume "$seed_dir/slurm:/lab-seed/slurm:ro") ;;
+      # slurmd runs a job's --get-user-env (which OOD's --export=NONE implies) in a new mount
+      # namespace in Slurm 24.11 (not 22.05): clone(CLONE_NEWNS) needs CAP_SYS_ADMIN, which a real node's
+      # root has and a podman container lacks ("fatal: clone: Operation not permitted").
+      compute) args+=(--cap-add SYS_ADMIN) ;;
     esac
     args+=(--volume "$home_volume:/home")
     podman run "${args[@]}" "localhost/ood-mt-lab-$n:$lab_generation" >/dev/null

@@ -392,7 +392,7 @@ mt__agent_pattern() {
 # returns 1 with MT_ERROR (one line). `request` files need request= and its rules; `state`
 # files (the agent's own settings) hold no request= but may hold created=.
 mt__agent_parse() {
-  local LC_ALL=C file=$1 kind=$2 text="" size length line key value allowed
+  local LC_ALL=C file=$1 kind=$2 text="" size length line key value allowed n_keys=0
   unset MT_REQ
   declare -gA MT_REQ=()
   MT_ERROR=""
@@ -407,7 +407,9 @@ mt__agent_parse() {
     return 1
   fi
   { IFS= read -r -d '' text <"$file"; } 2>/dev/null || true
-  length=${#text}
+  # Byte count with wc, not the length expansion: this file is included in Jinja templates,
+  # where a brace followed by a hash opens a comment.
+  length=$(printf '%s' "$text" | wc -c)
   if ((length != size)); then
     MT_ERROR="the request holds a NUL byte or is not plain text"
     return 1
@@ -438,13 +440,14 @@ mt__agent_parse() {
       return 1
     fi
     MT_REQ[$key]=$value
+    n_keys=$((n_keys + 1))
   done <<<"$text"
   [[ $kind == request ]] || return 0
   case ${MT_REQ[request]:-} in
   "") MT_ERROR="request= is missing (share or unshare)" ;;
-  unshare) ((${#MT_REQ[@]} == 1)) || MT_ERROR="unshare takes no other key" ;;
+  unshare) ((n_keys == 1)) || MT_ERROR="unshare takes no other key" ;;
   share)
-    if ((${#MT_REQ[@]} == 1)); then
+    if ((n_keys == 1)); then
       MT_ERROR="share needs at least one of audience, group, users, preset, until, status"
     elif [[ -n ${MT_REQ[users]:-} && ${MT_REQ[audience]:-} != users ]]; then
       MT_ERROR="users= goes with audience=users only"

@@ -13,6 +13,11 @@
 # lab/generation.sh), localhost/ood-mt-lab-<node>:<generation>, built by lab/build_images.sh.
 #
 # usage: [OOD_MT_LAB_GENERATION=trixie] lab/lab_ctl.sh up|down|status|wait|logs [--prefix P] [--subnet 10.89.77] [--seed DIR]
+#        [OOD_MT_LAB_GENERATION=trixie] lab/lab_ctl.sh up|down|status|wait|logs --molecule
+# --molecule names the generation's Molecule lab (molecule/shared/create.yml): prefix
+# ood-mt-mol-<generation> (molecule/*/molecule.yml name its containers so), subnet
+# 10.89.<78 + the generation's place among lab/generations/*.env in name order>, seed in
+# .lab/molecule-<generation>/seed, so each generation's Molecule lab can run beside the others.
 set -euo pipefail
 lab_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=lab/generation.sh
@@ -29,6 +34,15 @@ while (($#)); do
     --prefix) prefix="$2"; shift 2 ;;
     --subnet) subnet="$2"; shift 2 ;;
     --seed) seed_dir="$2"; shift 2 ;;
+    --molecule)
+      prefix="ood-mt-mol-$lab_generation"
+      mapfile -t known < <(find "$lab_dir/generations" -name '*.env' -printf '%f\n' | sed 's/\.env$//' | LC_ALL=C sort)
+      for i in "${!known[@]}"; do
+        [[ "${known[$i]}" != "$lab_generation" ]] || subnet="10.89.$((78 + i))"
+      done
+      seed_dir="$repo_root/.lab/molecule-$lab_generation/seed"
+      shift
+      ;;
     *) echo "lab_ctl: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -157,5 +171,5 @@ case "$cmd" in
   status) status ;;
   wait) wait_ready ;;
   logs) logs ;;
-  *) echo "usage: lab/lab_ctl.sh up|down|status|wait|logs [--prefix P] [--subnet S] [--seed DIR]" >&2; exit 2 ;;
+  *) echo "usage: lab/lab_ctl.sh up|down|status|wait|logs [--prefix P] [--subnet S] [--seed DIR] | --molecule" >&2; exit 2 ;;
 esac

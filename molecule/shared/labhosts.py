@@ -13,8 +13,13 @@ from typing import Any, Callable, Optional
 import testinfra
 
 REPO = Path(os.environ.get("MOLECULE_PROJECT_DIRECTORY", Path(__file__).resolve().parents[2]))
-PREFIX = os.environ.get("OOD_MT_LAB_PREFIX", "ood-mt-mol")
-BUILD = REPO / "build" / "lab"
+GENERATION = os.environ.get("OOD_MT_LAB_GENERATION") or "bookworm"
+PREFIX = os.environ.get("OOD_MT_LAB_PREFIX", f"ood-mt-mol-{GENERATION}")
+# This generation's lab keeps its site file, build and wheelhouse here (molecule/shared/create.yml).
+LAB_STATE = REPO / ".lab" / f"molecule-{GENERATION}"
+BUILD = LAB_STATE / "build"
+WHEELHOUSE = LAB_STATE / "wheelhouse"
+SITE_FILE = LAB_STATE / "site" / "group_vars" / "all" / "multitenant.yml"
 # OOD's own code and the test runner that loads it (tests/ood/ood_dashboard.rb), copied in
 # by install_ood_runner; never part of the kit.
 OOD_TEST_DIR = "/opt/ood-mt-test"
@@ -26,7 +31,7 @@ WCKEY = "multitenant"
 
 
 def manifest() -> dict[str, Any]:
-    """The build manifest the default scenario's converge deployed (build/lab/manifest.json)."""
+    """The build manifest the default scenario's converge deployed (.lab/molecule-<generation>/build/manifest.json)."""
     path = BUILD / "manifest.json"
     assert path.is_file(), f"{path} missing: the default scenario's converge runs `ood-mt build` first"
     return json.loads(path.read_text())

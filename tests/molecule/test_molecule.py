@@ -1,10 +1,14 @@
-"""Runs the Molecule scenarios against the podman lab and asserts they pass.
+"""Runs the Molecule scenarios against the podman lab of one lab generation and asserts they pass.
 
-`molecule test --all` runs check, default, onboarding, rotation, slurm_privatedata, uninstall in that order on ONE lab
-(shared_state: the default scenario's create/destroy run once). OOD_MT_MOLECULE_SCENARIO=<name>
-narrows the run to one scenario while debugging. On failure the Molecule
-output tail and the lab's logs (failed units, slurmctld/slurmdbd/slurmd logs, journal) are
-printed. Needs root, podman and the lab images (built on first use by lab/build_images.sh).
+`molecule test --all` runs check, default, onboarding, rotation, slurm_privatedata, uninstall in
+that order on ONE lab (shared_state: the default scenario's create/destroy run once).
+OOD_MT_MOLECULE_SCENARIO="<name> [<name> ...]" narrows the run to those scenarios (scripts/test.sh
+does for the later generations; `default` must be among them, as it deploys the site).
+The lab is the generation's own (OOD_MT_LAB_GENERATION; `lab/lab_ctl.sh --molecule`), and so
+is Molecule's state (MOLECULE_EPHEMERAL_DIRECTORY=.lab/molecule-<generation>/state), so two
+generations can run at once. On failure the Molecule output tail and the lab's logs (failed
+units, slurmctld/slurmdbd/slurmd logs, journal) are printed. Needs root, podman and the lab
+images (built on first use by lab/build_images.sh).
 
 Run: .venv/bin/pytest -m molecule tests/molecule -s
 """
@@ -26,19 +30,21 @@ SCENARIOS = {"check", "default", "onboarding", "rotation", "slurm_privatedata", 
 pytestmark = pytest.mark.molecule
 
 
-def _lab_logs() -> str:
-    out = subprocess.run([str(REPO / "lab" / "lab_ctl.sh"), "logs", "--prefix", "ood-mt-mol"],
-                         capture_output=True, text=True, check=False)
-    return out.stdout[-30000:]
+GENERATION = os.environ.get("OOD_MT_LAB_GENERATION") or "bookworm"
+STATE = REPO / ".lab" / f"molecule-{GENERATION}" / "state"
+# Narrow the run to some scenarios (scripts/test.sh does for the later generations).
+ONLY = os.environ.get("OOD_MT_MOLECULE_SCENARIO", "").split()
 
 
-# Narrow the run to one scenario while debugging (CI runs them all).
-ONLY = os.environ.get("OOD_MT_MOLECULE_SCENARIO", "")
+def _lab_ctl(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(REPO / "lab" / "lab_ctl.sh"), command, "--molecule"], env=env,
+                          capture_output=True, text=True, check=False)
 
 
 def _reset_molecule_state(env: dict[str, str]) -> None:
     subprocess.run([str(REPO / ".venv" / "bin" / "molecule"), "reset", "--all"], cwd=REPO, env=env,
                    capture_output=True, check=False)
+    shutil.rmtree(STATE, ignore_errors=True)
 
 
 def _run_molecule(args: list[str], log_name: str, expect: set[str]) -> None:
@@ -47,7 +53,8 @@ def _run_molecule(args: list[str], log_name: str, expect: set[str]) -> None:
     LOGS.mkdir(parents=True, exist_ok=True)
     log = LOGS / log_name
     env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}", "NO_COLOR": "1",
-           "ANSIBLE_FORCE_COLOR": "0", "PY_COLORS": "0"}
+           "ANSIBLE_FORCE_COLOR": "0", "PY_COLORS": "0", "OOD_MT_LAB_GENERATION": GENERATION,
+           "MOLECULE_EPHEMERAL_DIRECTORY": str(STATE)}
     # --destroy=never keeps the containers so their logs can be collected on failure; the lab
     # is removed below either way, and Molecule's own state is reset before and after, so a
     # run left over from an earlier session (state "created", containers gone) cannot make
@@ -59,10 +66,9 @@ def _run_molecule(args: list[str], log_name: str, expect: set[str]) -> None:
                                   cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False,
                                   timeout=3600)
         text = log.read_text(errors="replace")
-        lab_logs = _lab_logs() if proc.returncode != 0 else ""
+        lab_logs = _lab_ctl("logs", env).stdout[-30000:] if proc.returncode != 0 else ""
     finally:
-        subprocess.run([str(REPO / "lab" / "lab_ctl.sh"), "down", "--prefix", "ood-mt-mol", "--subnet", "10.89.78"],
-                       check=False)
+        _lab_ctl("down", env)
         _reset_molecule_state(env)
     if proc.returncode != 0:
         pytest.fail(f"molecule test {' '.join(args)} failed (exit {proc.returncode}); full log: {log}\n"
@@ -75,7 +81,9 @@ def _run_molecule(args: list[str], log_name: str, expect: set[str]) -> None:
 def test_scenarios_pass() -> None:
     """check, default (site.yml + end-to-end share), onboarding, rotation and uninstall pass on one lab."""
     if ONLY:
-        assert ONLY in SCENARIOS, f"OOD_MT_MOLECULE_SCENARIO={ONLY!r}: choose one of {sorted(SCENARIOS)}"
-        _run_molecule(["-s", ONLY], f"molecule-{ONLY}.log", {ONLY})
+        unknown = set(ONLY) - SCENARIOS
+        assert not unknown, f"OOD_MT_MOLECULE_SCENARIO names {sorted(unknown)}: choose from {sorted(SCENARIOS)}"
+        args = [arg for name in ONLY for arg in ("-s", name)]
+        _run_molecule(args, f"molecule-{GENERATION}-{'-'.join(ONLY)}.log", set(ONLY))
     else:
-        _run_molecule(["--all"], "molecule-all.log", SCENARIOS)
+        _run_molecule(["--all"], f"molecule-{GENERATION}-all.log", SCENARIOS)

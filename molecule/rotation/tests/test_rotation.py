@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from labhosts import REPO, dashboard, host, wait_for
+from labhosts import BUILD, REPO, SITE_FILE, dashboard, host, wait_for
 from share_flow import cancel, running_cards, submit_database, wait_published
 
 
@@ -15,10 +15,10 @@ def rotate_to(version: int) -> None:
     inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
     assert inventory, "MOLECULE_INVENTORY_FILE not set: run this through `molecule verify`"
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
-    site = REPO / "inventories" / "lab" / "group_vars" / "all" / "multitenant.yml"
     argv = [str(REPO / ".venv" / "bin" / "ansible-playbook"), "-i", inventory,
             str(REPO / "playbooks" / "site.yml"), "--tags", "keys",
-            "-e", f"ood_mt_keys_current_version={version}", "-e", f"ood_mt_site_file={site}"]
+            "-e", f"ood_mt_keys_current_version={version}", "-e", f"ood_mt_site_file={SITE_FILE}",
+            "-e", f"ood_mt_keys_build_dir={BUILD}"]
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     assert out.returncode == 0, f"rotation to v{version} failed:\n{out.stdout[-4000:]}"
     current = host("ood").file("/etc/ood-mt/keys/mtclass/current").content_string.strip()

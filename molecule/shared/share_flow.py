@@ -34,6 +34,22 @@ LOCAL_HTTP_FORM: dict[str, str] = {
     "mt_share_mode": "card", "mt_share_preset": "weblink",
 }
 
+# The dashboard service running a real R Shiny app (the generation's r-cran-shiny on the compute
+# node): the page carries SHINY_UI_TEXT, and only the app's server function, over Shiny's
+# WebSocket, sends SHINY_SERVER_TEXT.
+SHINY_UI_TEXT = "ood-mt shiny ui says hello"
+SHINY_SERVER_TEXT = "ood-mt shiny server says hello"
+SHINY_APP = ("library(shiny)\n"
+             f'ui <- fluidPage(p("{SHINY_UI_TEXT}"), textOutput("x"))\n'
+             f'server <- function(input, output, session) {{ output$x <- renderText("{SHINY_SERVER_TEXT}") }}\n'
+             "shinyApp(ui, server)\n")
+SHINY_FORM: dict[str, str] = {
+    "bc_num_hours": "1", "mt_cores": "1", "mt_memory_gb": "1", "bc_account": "", "bc_queue": "",
+    "mt_dashboard_type": "shiny", "mt_command": "",
+    "mt_share_audience": "group", "mt_share_group": "mtclass", "mt_share_users": "",
+    "mt_share_mode": "card", "mt_share_preset": "weblink",
+}
+
 
 def _launch(user: str, app: str, form: dict[str, str]) -> str:
     """Launch the installed APP as `user` through OOD's own code with FORM; return the job id."""
@@ -65,6 +81,16 @@ def submit_local_http(user: str, **overrides: str) -> str:
     """Launch the lab's site-local HTTP service (LOCAL_HTTP_APP) as `user` through OOD, shared
     with group mtclass as a web link card; return the job id."""
     return _launch(user, LOCAL_HTTP_APP, {**LOCAL_HTTP_FORM, **overrides})
+
+
+def submit_shiny(user: str) -> tuple[str, str]:
+    """Write SHINY_APP into a directory of `user`'s (the shared /home) and launch the installed
+    mt_dashboard service on it through OOD; return (job id, app directory)."""
+    app_dir = f"/home/{user}/ood-mt-test-shiny-{uuid.uuid4().hex[:8]}"
+    write = f"mkdir -m 0755 {app_dir} && printf %s {shlex.quote(SHINY_APP)} > {app_dir}/app.R"
+    wrote = host("ood").run(as_user(user, write))
+    assert wrote.rc == 0, wrote.stderr
+    return _launch(user, "mt_dashboard", {**SHINY_FORM, "mt_app_dir": app_dir}), app_dir
 
 
 def http_get_as(user: str, host_name: str, port: str, path: str = "/") -> Any:

@@ -40,19 +40,8 @@ pytestmark = pytest.mark.slurm
 # The outsider's scan (stdlib only, spec on stdin): the same script the Molecule lab runs.
 SCANNER = (Path(__file__).resolve().parents[1] / "outsider_scanner.py").read_text()
 
-SHINY_WS = r'''
-import asyncio, json, sys
-import aiohttp
-async def main(url, marker):
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(url, timeout=20) as ws:
-            await ws.send_str(json.dumps({"method": "init", "data": {".clientdata_output_x_hidden": False}}))
-            async for msg in ws:
-                if msg.type == aiohttp.WSMsgType.TEXT and marker in msg.data:
-                    print("got " + marker)
-                    return
-asyncio.run(asyncio.wait_for(main(sys.argv[1], sys.argv[2]), 30))
-'''
+# A receiver's Shiny session over the gate's WebSocket: the same script the Molecule lab runs.
+SHINY_WS = (Path(__file__).resolve().parents[1] / "shiny_ws_client.py").read_text()
 
 
 def _user_key(user: str) -> bytes:

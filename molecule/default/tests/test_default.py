@@ -6,12 +6,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import shlex
 
 import pytest
 from labhosts import BUILD, REPO, WCKEY, WHEELHOUSE, as_user, dashboard, host, manifest, wait_for
 from share_flow import (
     LOCAL_HTTP_APP,
     LOCAL_HTTP_TEXT,
+    SHINY_SERVER_TEXT,
+    SHINY_UI_TEXT,
     cancel,
     http_get_as,
     job_state,
@@ -19,6 +22,7 @@ from share_flow import (
     running_cards,
     submit_database,
     submit_local_http,
+    submit_shiny,
     wait_published,
 )
 
@@ -238,6 +242,34 @@ def _unshare_keeps_the_service(job_id: str, conn_path: str) -> None:
                  lambda: job_id not in listed_jobs("slurm", "mtrecv"), timeout=40)
     finally:
         host("ood").run(as_user("mtrecv", f"rm -f {old_conn}"))
+
+
+def test_end_to_end_shiny_dashboard() -> None:
+    """Issue 16: the dashboard service runs a real R Shiny app (the lab generation's
+    r-cran-shiny), launched through OOD and shared with mtclass. Through the gate, mtrecv gets
+    the app's page and a working WebSocket (the server function's output arrives over it);
+    mtout, without the card's secret, gets a 404."""
+    job_id, app_dir = submit_shiny("mtpub")
+    try:
+        conn = _published_card(job_id)["connect"]
+        assert (conn["mt_app"], conn["mt_preset"]) == ("mt_dashboard", "weblink"), conn
+        page = http_get_as("mtrecv", conn["host"], conn["port"], f"/{conn['gate_secret']}/")
+        assert page.rc == 0 and page.stdout.startswith("200\n") and SHINY_UI_TEXT in page.stdout, \
+            f"GET as mtrecv: {page.stdout[:2000]} {page.stderr}"
+        script = base64.b64encode((REPO / "tests" / "shiny_ws_client.py").read_bytes()).decode()
+        ood_node = host("ood")
+        assert ood_node.run(f"echo {script} | base64 -d > /tmp/ood-mt-shiny-ws.py && "
+                            "chmod 0644 /tmp/ood-mt-shiny-ws.py").rc == 0
+        url = f"http://{conn['host']}:{conn['port']}/{conn['gate_secret']}/websocket/"
+        ws = ood_node.run(as_user("mtrecv", f"/opt/ood-mt/venv/bin/python /tmp/ood-mt-shiny-ws.py "
+                                            f"{shlex.quote(url)} {shlex.quote(SHINY_SERVER_TEXT)}"))
+        assert ws.rc == 0 and ws.stdout.strip() == f"got {SHINY_SERVER_TEXT}", f"{ws.stdout} {ws.stderr}"
+        bare = http_get_as("mtout", conn["host"], conn["port"], "/")
+        assert bare.rc == 0 and bare.stdout.startswith("404\n") and SHINY_UI_TEXT not in bare.stdout, bare.stdout
+    finally:
+        cancel("mtpub", job_id)
+        host("ood").run(as_user("mtpub", f"rm -rf {shlex.quote(app_dir)}"))
+    wait_card_gone("mtrecv", job_id)
 
 
 def test_end_to_end_local_app_card() -> None:

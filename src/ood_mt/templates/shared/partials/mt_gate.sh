@@ -18,14 +18,19 @@
 # host and port: the job script (OOD) and before.sh.
 # shellcheck disable=SC2154
 mt_gate_prepare() {
-  local out
+  local out ephemeral_low=0 max_port=65535
   MT_GATE_OK=0
   MT_GATE_PROBLEM=""
   MT_GATE_DIR="${PWD}/mt_gate"
   MT_GATE_PYTHON="${MT_GATE_PYTHON:-/opt/ood-mt/venv/bin/python}"
-  svc_port="$(find_port 127.0.0.1)"
+  # The service's loopback port comes from below the kernel's ephemeral range: find_port only
+  # sees listeners, and a port that is some outgoing connection's source port (slurmd, the
+  # gate's upstream, any client on a busy node) is free to it yet refuses the service's bind.
+  read -r ephemeral_low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
+  if ((ephemeral_low > 3000)); then max_port=$((ephemeral_low - 1)); fi
+  svc_port="$(find_port 127.0.0.1 2000 "${max_port}")"
   while [[ "${svc_port}" == "${port}" ]]; do
-    svc_port="$(find_port 127.0.0.1)"
+    svc_port="$(find_port 127.0.0.1 2000 "${max_port}")"
   done
   export svc_port MT_GATE_DIR MT_GATE_PYTHON MT_GATE_OK MT_GATE_PROBLEM
   if ! out="$("${MT_GATE_PYTHON}" -m ood_mt.gate --check 2>&1)"; then

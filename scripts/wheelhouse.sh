@@ -24,8 +24,13 @@ mkdir -p "$out"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
 
-# The kit's own wheel (its package data: src/ood_mt, pyproject.toml's package-data).
-"$python" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$scratch" "$repo_root"
+# The kit's own wheel (its package data: src/ood_mt, pyproject.toml's package-data). pip builds
+# it in the checkout (setuptools writes build/ and *.egg-info there), so two wheelhouses made at
+# once (the test suite's two lab generations) take turns.
+(
+  flock 9
+  "$python" -m pip wheel --quiet --disable-pip-version-check --no-deps --wheel-dir "$scratch" "$repo_root"
+) 9<"$repo_root/pyproject.toml"
 rm -f "$out"/ood_multitenant-*.whl
 mv "$scratch"/ood_multitenant-*.whl "$out/"
 kit_wheel="$(ls "$out"/ood_multitenant-*.whl)"

@@ -12,7 +12,8 @@
 # depend on the generation's Slurm, Ruby and database servers (generation_scenarios below;
 # docs/testing.md "Generations" says why those and not the rest).
 # When the molecule part is asked for, the lab images of every listed generation are built in
-# the background from the start (they take minutes and no earlier part uses them).
+# the background from the start (they take minutes and no earlier part uses them); each
+# generation's molecule part waits for its own images (that wait counts in its time).
 #
 # The molecule-<generation> parts run in the background, side by side and beside the parts
 # after them (slurm, by default): much of their time is spent waiting on containers, daemons
@@ -48,18 +49,17 @@ read -r -a generations <<<"${OOD_MT_LAB_GENERATIONS:-bookworm trixie}"
 # Scenarios every later generation runs (the first runs all of them).
 generation_scenarios="default onboarding slurm_privatedata"
 
-images_pid=""
+# Each generation's images, built one generation after the other in the background; when a
+# generation's are done, $reports/images-<generation>.rc holds lab/build_images.sh's exit code.
 if [[ " ${parts[*]} " == *" molecule "* ]]; then
   mkdir -p .lab/logs
   (
     for generation in "${generations[@]}"; do
-      OOD_MT_LAB_GENERATION="$generation" lab/build_images.sh >".lab/logs/images-$generation.log" 2>&1 || {
-        echo "test: lab/build_images.sh ($generation) failed: .lab/logs/images-$generation.log" >&2
-        exit 1
-      }
+      rc=0
+      OOD_MT_LAB_GENERATION="$generation" lab/build_images.sh >".lab/logs/images-$generation.log" 2>&1 || rc=$?
+      echo "$rc" >"$reports/images-$generation.rc"
     done
   ) &
-  images_pid=$!
   echo "test: building the lab images of ${generations[*]} in the background (.lab/logs/images-*.log)"
 fi
 
@@ -82,21 +82,40 @@ pytest_part() {
   run_part "$part" python -m pytest -q -o junit_family=xunit2 --junitxml="$reports/$part.xml" "$@"
 }
 
+# wait_for_images GENERATION: until that generation's images are built; fails when they were not.
+# shellcheck disable=SC2317  # called by molecule_part, which run_part_background runs
+wait_for_images() {
+  until [[ -s "$reports/images-$1.rc" ]]; do sleep 5; done
+  [[ "$(cat "$reports/images-$1.rc")" == 0 ]] || {
+    echo "test: lab/build_images.sh ($1) failed: .lab/logs/images-$1.log" >&2
+    return 1
+  }
+}
+
+# molecule_part GENERATION: the molecule part of one lab generation (its images first).
+# shellcheck disable=SC2317  # run_part_background runs it
+molecule_part() {
+  local scenario=""
+  [[ "$1" == "${generations[0]}" ]] || scenario="$generation_scenarios"
+  wait_for_images "$1" &&
+    OOD_MT_LAB_GENERATION="$1" OOD_MT_MOLECULE_SCENARIO="$scenario" \
+      python -m pytest -q -o junit_family=xunit2 --junitxml="$reports/molecule-$1.xml" -m "molecule" tests
+}
+
 # Background parts: each writes "<seconds> <exit code>" to $reports/<part>.result when it ends.
 background_parts=()
-pytest_part_background() {
+run_part_background() {
   local part="$1"
   shift
   if [[ "${OOD_MT_TEST_SERIAL:-0}" == 1 ]]; then
-    pytest_part "$part" "$@"
+    run_part "$part" "$@"
     return
   fi
   echo
   echo "==> [$part] started in the background (output: .lab/logs/part-$part.log)"
   (
     started=$SECONDS rc=0
-    python -m pytest -q -o junit_family=xunit2 --junitxml="$reports/$part.xml" "$@" \
-      >".lab/logs/part-$part.log" 2>&1 || rc=$?
+    "$@" >".lab/logs/part-$part.log" 2>&1 || rc=$?
     echo "$((SECONDS - started)) $rc" >"$reports/$part.result"
   ) &
   background_parts+=("$part")
@@ -142,14 +161,8 @@ for part in "${parts[@]}"; do
       pytest_part slurm -m "slurm" tests
       ;;
     molecule)
-      if [[ -n "$images_pid" ]]; then
-        run_part images-wait wait "$images_pid"
-      fi
       for generation in "${generations[@]}"; do
-        scenario=""
-        [[ "$generation" == "${generations[0]}" ]] || scenario="$generation_scenarios"
-        OOD_MT_LAB_GENERATION="$generation" OOD_MT_MOLECULE_SCENARIO="$scenario" \
-          pytest_part_background "molecule-$generation" -m "molecule" tests
+        run_part_background "molecule-$generation" molecule_part "$generation"
       done
       ;;
     *)

@@ -166,9 +166,20 @@ def test_cards_and_forms_come_from_the_spool(ood_site: OodSite) -> None:
 
 
 def _slurmctld_pid() -> int:
+    """The host Slurm's slurmctld: pgrep also lists the slurmctld of every Molecule lab running
+    beside this part (containers are other pid namespaces), so keep ours only."""
     found = subprocess.run(["pgrep", "-x", "slurmctld"], capture_output=True, text=True, check=False).stdout.split()
-    assert found, "slurmctld is not running (tests/lab/host_slurm.sh start)"
-    return int(found[0])
+    mine = os.readlink("/proc/self/ns/pid")
+    ours = [int(pid) for pid in found if _pid_namespace(pid) == mine]
+    assert len(ours) == 1, f"not one host slurmctld ({ours}; tests/lab/host_slurm.sh start)"
+    return ours[0]
+
+
+def _pid_namespace(pid: str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:  # gone meanwhile
+        return ""
 
 
 @pytest.mark.slurm

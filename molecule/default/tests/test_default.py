@@ -252,7 +252,7 @@ def test_end_to_end_shiny_dashboard() -> None:
     job_id, app_dir = submit_shiny("mtpub")
     try:
         conn = _published_card(job_id)["connect"]
-        assert (conn["mt_app"], conn["mt_preset"]) == ("mt_dashboard", "weblink"), conn
+        assert (conn["mt_app"], conn["mt_preset"]) == ("dashboard", "weblink"), conn
         page = http_get_as("mtrecv", conn["host"], conn["port"], f"/{conn['gate_secret']}/")
         assert page.rc == 0 and page.stdout.startswith("200\n") and SHINY_UI_TEXT in page.stdout, \
             f"GET as mtrecv: {page.stdout[:2000]} {page.stderr}"

@@ -8,9 +8,10 @@
 # OOD_MT_LAB_GENERATIONS (default: "bookworm trixie") lists the lab generations
 # (lab/generations/*.env) the molecule part runs on, each with OOD_MT_LAB_GENERATION set, on a
 # Molecule lab of its own (`lab/lab_ctl.sh --molecule`), and each its own part
-# (molecule-<generation>). The FIRST runs every scenario; the others run the scenarios that
-# depend on the generation's Slurm, Ruby and database servers (generation_scenarios below;
-# docs/testing.md "Generations" says why those and not the rest).
+# (molecule-<generation>). Every generation runs the scenarios that depend on its Slurm, Ruby,
+# Python and database servers (generation_scenarios below); the others run once, dealt out
+# over the generations so their labs finish at about the same time (once_scenarios below;
+# docs/testing.md "Generations" says which are which, and why). One generation runs all six.
 # When the molecule part is asked for, the lab images of every listed generation are built in
 # the background from the start (they take minutes and no earlier part uses them); each
 # generation's molecule part waits for its own images (that wait counts in its time).
@@ -46,8 +47,11 @@ declare -A seconds=()
 declare -A status=()
 failed=0
 read -r -a generations <<<"${OOD_MT_LAB_GENERATIONS:-bookworm trixie}"
-# Scenarios every later generation runs (the first runs all of them).
-generation_scenarios="default onboarding slurm_privatedata"
+# Molecule scenarios every generation runs, and those that run once, on the generation at
+# their place in once_scenarios modulo the number of generations (bookworm: rotation,
+# uninstall; trixie: check, when both run).
+generation_scenarios=(default onboarding slurm_privatedata)
+once_scenarios=(rotation check uninstall)
 
 # Each generation's images, built one generation after the other in the background; when a
 # generation's are done, $reports/images-<generation>.rc holds lab/build_images.sh's exit code.
@@ -95,8 +99,15 @@ wait_for_images() {
 # molecule_part GENERATION: the molecule part of one lab generation (its images first).
 # shellcheck disable=SC2317  # run_part_background runs it
 molecule_part() {
-  local scenario=""
-  [[ "$1" == "${generations[0]}" ]] || scenario="$generation_scenarios"
+  local index=0 i scenario
+  local -a mine=("${generation_scenarios[@]}")
+  for i in "${!generations[@]}"; do [[ "${generations[$i]}" != "$1" ]] || index=$i; done
+  for i in "${!once_scenarios[@]}"; do
+    ((i % ${#generations[@]} != index)) || mine+=("${once_scenarios[$i]}")
+  done
+  # Molecule runs them by name whatever the order given (check first, on a fresh lab; default
+  # before those that need the site deployed); sorted here too, for the log's name.
+  scenario="$(printf '%s\n' "${mine[@]}" | LC_ALL=C sort | paste -sd' ' -)"
   wait_for_images "$1" &&
     OOD_MT_LAB_GENERATION="$1" OOD_MT_MOLECULE_SCENARIO="$scenario" \
       python -m pytest -q -o junit_family=xunit2 --junitxml="$reports/molecule-$1.xml" -m "molecule" tests

@@ -48,6 +48,7 @@ while (($#)); do
 done
 network="$prefix"
 home_volume="$prefix-home"
+generation_label=org.ood-mt.lab.generation
 nodes=(slurm compute ood)
 
 ip_of() { case "$1" in slurm) echo "$subnet.10" ;; compute) echo "$subnet.11" ;; ood) echo "$subnet.12" ;; esac; }
@@ -73,8 +74,20 @@ ensure_containers_conf() {
 up() {
   ensure_containers_conf
   "$lab_dir/seed.sh" "$seed_dir"
+  # The homes belong to the generation that made them (a database's data directory is for
+  # that generation's PostgreSQL): a lab made by another generation is recreated, homes and all.
+  # A home volume without the label predates generations, all of which were bookworm.
+  local made_by
+  if podman volume exists "$home_volume"; then
+    made_by="$(podman volume inspect --format "{{index .Labels \"$generation_label\"}}" "$home_volume")"
+    if [[ "${made_by:-$lab_default_generation}" != "$lab_generation" ]]; then
+      echo "lab_ctl: $prefix was made for lab generation ${made_by:-$lab_default_generation}; recreating it for $lab_generation (its homes start empty)" >&2
+      down
+    fi
+  fi
+  podman volume exists "$home_volume" ||
+    podman volume create --label "$generation_label=$lab_generation" "$home_volume" >/dev/null
   podman network exists "$network" || podman network create --subnet "$subnet.0/24" "$network" >/dev/null
-  podman volume exists "$home_volume" || podman volume create "$home_volume" >/dev/null
   local n name state
   local -a args
   for n in "${nodes[@]}"; do

@@ -3,7 +3,7 @@
 `molecule test --all` runs check, default, onboarding, rotation, slurm_privatedata, uninstall in
 that order on ONE lab (shared_state: the default scenario's create/destroy run once).
 OOD_MT_MOLECULE_SCENARIO="<name> [<name> ...]" narrows the run to those scenarios (scripts/test.sh
-does for the later generations; `default` must be among them, as it deploys the site).
+does, per generation; `default` must be among them, as it deploys the site).
 The lab is the generation's own (OOD_MT_LAB_GENERATION; `lab/lab_ctl.sh --molecule`), and so
 is Molecule's state (MOLECULE_EPHEMERAL_DIRECTORY=.lab/molecule-<generation>/state), so two
 generations can run at once. On failure the Molecule output tail and the lab's logs (failed
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.molecule
 
 GENERATION = os.environ.get("OOD_MT_LAB_GENERATION") or "bookworm"
 STATE = REPO / ".lab" / f"molecule-{GENERATION}" / "state"
-# Narrow the run to some scenarios (scripts/test.sh does for the later generations).
+# Narrow the run to some scenarios (scripts/test.sh does, per generation).
 ONLY = os.environ.get("OOD_MT_MOLECULE_SCENARIO", "").split()
 
 
@@ -79,7 +79,7 @@ def _run_molecule(args: list[str], log_name: str, expect: set[str]) -> None:
 
 
 def test_scenarios_pass() -> None:
-    """check, default (site.yml + end-to-end share), onboarding, rotation and uninstall pass on one lab."""
+    """The scenarios asked for (all six by default) pass on one lab of the generation."""
     if ONLY:
         unknown = set(ONLY) - SCENARIOS
         assert not unknown, f"OOD_MT_MOLECULE_SCENARIO names {sorted(unknown)}: choose from {sorted(SCENARIOS)}"

@@ -100,6 +100,13 @@ up() {
       podman rm --force --time 10 "$name" >/dev/null
       state=""
     fi
+    if [[ "$state" == running ]] && ! podman exec "$name" true >/dev/null 2>&1; then
+      # podman still records it as running, but its processes are gone: they were killed
+      # outside podman (a session or CI job ending kills every process, conmon included).
+      echo "lab_ctl: $name is recorded as running but its processes are gone; recreating it" >&2
+      podman rm --force --time 10 "$name" >/dev/null
+      state=""
+    fi
     if [[ "$state" == running ]]; then
       continue
     elif [[ -n "$state" ]]; then
@@ -124,8 +131,17 @@ up() {
 }
 
 wait_ready() { # health: every node idle in sinfo, seen from the OOD container
-  local deadline=$((SECONDS + ${LAB_READY_TIMEOUT:-300})) out=""
+  local deadline=$((SECONDS + ${LAB_READY_TIMEOUT:-300})) out="" n state
   while ((SECONDS < deadline)); do
+    # A container that stopped will not come back by itself: say so now, not at the deadline.
+    for n in "${nodes[@]}"; do
+      state="$(podman container inspect --format '{{.State.Status}} (exit code {{.State.ExitCode}})' "$prefix-$n" 2>&1 || true)"
+      if [[ "$state" != running* ]]; then
+        echo "lab_ctl: $prefix-$n is not running: $state" >&2
+        logs >&2
+        return 1
+      fi
+    done
     out="$(podman exec "$prefix-ood" sinfo --noheader -o '%N %t' 2>/dev/null || true)"
     if [[ "$out" =~ ^mtlab-compute\ (idle|mix|alloc) ]]; then
       return 0
@@ -137,11 +153,24 @@ wait_ready() { # health: every node idle in sinfo, seen from the OOD container
   return 1
 }
 
-logs() { # what explains a failure: unit states, Slurm logs, journal tails
-  local n name
+logs() { # what explains a failure: container state, console, unit states, Slurm logs, journal tails
+  local n name state
   for n in "${nodes[@]}"; do
     name="$prefix-$n"
     podman container exists "$name" || continue
+    state="$(podman container inspect --format '{{.State.Status}}' "$name" 2>/dev/null || true)"
+    echo "===== $name: container"
+    podman container inspect --format \
+      'state {{.State.Status}}, exit code {{.State.ExitCode}}, OOM-killed {{.State.OOMKilled}}, started {{.State.StartedAt}}, finished {{.State.FinishedAt}}, error "{{.State.Error}}"' \
+      "$name" 2>&1 || true
+    # What podman saw happen to it (create, start, died, kill, stop, with times), and systemd's
+    # console: the only records left when the container has stopped.
+    echo "===== $name: podman events"
+    podman events --stream=false --since 2h --filter "container=$name" \
+      --format '{{.Time}} {{.Status}}' 2>&1 | grep -v ' exec' | tail -n 12 || true
+    echo "===== $name: console (tail)"
+    podman logs --tail 40 "$name" 2>&1 || true
+    [[ "$state" == running ]] || continue
     echo "===== $name: failed units"
     podman exec "$name" systemctl --failed --no-legend --no-pager 2>&1 || true
     for f in slurmctld slurmdbd slurmd; do

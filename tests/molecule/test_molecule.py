@@ -56,9 +56,11 @@ def _run_molecule(args: list[str], log_name: str, expect: set[str]) -> None:
            "ANSIBLE_FORCE_COLOR": "0", "PY_COLORS": "0", "OOD_MT_LAB_GENERATION": GENERATION,
            "MOLECULE_EPHEMERAL_DIRECTORY": str(STATE)}
     # --destroy=never keeps the containers so their logs can be collected on failure; the lab
-    # is removed below either way, and Molecule's own state is reset before and after, so a
-    # run left over from an earlier session (state "created", containers gone) cannot make
-    # Molecule skip create.
+    # is removed below either way. Before the run, the lab and Molecule's own state are removed
+    # too: a run killed with its session (CI runs on the same machine afterwards) leaves
+    # containers podman still records as running, with their processes gone, and Molecule
+    # state "created", which would make Molecule skip create.
+    _lab_ctl("down", env)
     _reset_molecule_state(env)
     try:
         with log.open("w") as fh:

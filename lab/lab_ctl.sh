@@ -60,19 +60,16 @@ host_args() {
   done
 }
 
-ensure_containers_conf() {
-  # podman here needs runc and explicit ulimits (crun's defaults fail on this machine kind).
-  local conf=/etc/containers/containers.conf
-  if [[ ! -f "$conf" ]]; then
-    mkdir -p /etc/containers
-    printf '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n\n[engine]\nruntime = "runc"\n' >"$conf"
-  elif ! grep -q '^runtime *= *"runc"' "$conf"; then
-    echo "lab_ctl: warning: $conf does not set runtime = \"runc\"; podman run may fail" >&2
+require_containers_conf() {
+  # scripts/bootstrap.sh writes it (runc, ulimits); without it every podman run fails here.
+  if [[ ! -f /etc/containers/containers.conf ]]; then
+    echo "lab_ctl: /etc/containers/containers.conf is missing; run 'bash scripts/bootstrap.sh' first" >&2
+    exit 1
   fi
 }
 
 up() {
-  ensure_containers_conf
+  require_containers_conf
   "$lab_dir/seed.sh" "$seed_dir"
   # The homes belong to the generation that made them (a database's data directory is for
   # that generation's PostgreSQL): a lab made by another generation is recreated, homes and all.

@@ -50,6 +50,20 @@ else
   echo "bootstrap: Debian packages already present"
 fi
 
+# podman on this machine kind needs runc and explicit ulimits: with its defaults every
+# `podman run` fails ("error setting rlimit type 7: operation not permitted"). Everything that
+# runs a container (the lab, Molecule, the tests that run Ruby in the lab images) relies on this.
+containers_conf=/etc/containers/containers.conf
+if [[ ! -f "$containers_conf" ]]; then
+  mkdir -p /etc/containers
+  printf '[containers]\ndefault_ulimits = ["nofile=1024:1024", "nproc=4096:4096"]\n\n[engine]\nruntime = "runc"\n' \
+    >"$containers_conf.tmp"
+  mv "$containers_conf.tmp" "$containers_conf"
+  echo "bootstrap: wrote $containers_conf (runc, ulimits)"
+elif ! grep -q '^runtime *= *"runc"' "$containers_conf"; then
+  echo "bootstrap: warning: $containers_conf does not set runtime = \"runc\"; podman run may fail" >&2
+fi
+
 if [[ ! -x "$venv/bin/python" ]]; then
   python3 -m venv "$venv"
 fi

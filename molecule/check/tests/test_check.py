@@ -14,7 +14,7 @@ def test_check_mode_changed_nothing(node: str) -> None:
     h = host(node)
     before = h.file("/var/tmp/ood-mt-before-check.txt")
     assert before.exists, "snapshot missing: the prepare step (shared/snapshot.yml) did not run"
-    now = h.check_output("/usr/local/sbin/lab-fingerprint")
+    now = h.check_output("/var/tmp/ood-mt-lab-fingerprint")
     was = before.content_string.rstrip("\n")
     diff = "\n".join(difflib.unified_diff(was.splitlines(), now.splitlines(), "before", "after", lineterm=""))
     assert now == was, f"check mode changed {node}:\n{diff}"

@@ -168,7 +168,7 @@ for part in "${parts[@]}"; do
         failed=1
         continue
       fi
-      run_part slurm-start bash tests/lab/host_slurm.sh start
+      run_part slurm-start bash -c 'tests/lab/host_slurm.sh start && tests/lab/host_slurm.sh cancel-jobs'
       pytest_part slurm -m "slurm" tests
       ;;
     molecule)

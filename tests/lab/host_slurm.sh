@@ -6,6 +6,9 @@
 #   tests/lab/host_slurm.sh stop     stop the daemons this script manages
 #   tests/lab/host_slurm.sh status   one line per daemon; exit 0 only when all are healthy
 #   tests/lab/host_slurm.sh env      shell exports describing this cluster (eval "$(... env)")
+#   tests/lab/host_slurm.sh cancel-jobs
+#                                    cancel every job in the queue (scripts/test.sh, before the
+#                                    slurm part: jobs left by a killed run keep services running)
 #
 # Must run as root on a disposable Debian 12 test machine (it owns /etc/slurm). Idempotent:
 # a second `start` with daemons running on the same configuration does nothing; a stale
@@ -484,6 +487,27 @@ cmd_status() {
   return "$ok"
 }
 
+# The queue belongs to the test suite: a run killed mid-way (a session ending) leaves its
+# service jobs running, or slurmctld recovers them from its saved state, and they load the
+# 2 cores the next run's jobs need.
+cmd_cancel_jobs() {
+  [[ "$(id -u)" == 0 ]] || die "must run as root"
+  local jobs i
+  jobs="$(squeue --noheader --all --format=%i | tr '\n' ' ')"
+  if [[ -z "${jobs// /}" ]]; then
+    log "queue empty"
+    return 0
+  fi
+  log "cancelling jobs left by an earlier run: $jobs"
+  # shellcheck disable=SC2086  # one argument per job id
+  scancel $jobs || true
+  for ((i = 0; i < 60; i++)); do
+    [[ -z "$(squeue --noheader --all --format=%i)" ]] && { log "queue empty"; return 0; }
+    sleep 1
+  done
+  log "warning: jobs still listed after 60 s: $(squeue --noheader --all --format='%i %T' | tr '\n' ' ')"
+}
+
 cmd_env() {
   cat <<EOF
 export SLURM_CONF=$SLURM_ETC/slurm.conf
@@ -516,8 +540,9 @@ main() {
     stop) cmd_stop ;;
     status) cmd_status ;;
     env) cmd_env ;;
+    cancel-jobs) cmd_cancel_jobs ;;
     *)
-      echo "usage: $0 start|stop|status|env" >&2
+      echo "usage: $0 start|stop|status|env|cancel-jobs" >&2
       exit 2
       ;;
   esac

@@ -45,13 +45,20 @@ def submit(ood: OodSite, user: str, app: Path, form: dict[str, Any],
     return str(launched["job_id"]), launched["staged_root"]
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str, session: Path | None = None) -> None:
+    """Poll PREDICATE every second until it holds; after TIMEOUT s fail, with the tail of the
+    job's output.log when SESSION (its staged root) is given: what the job did instead."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    evidence = ""
+    if session is not None:
+        log = session / "output.log"
+        tail = log.read_text(errors="replace")[-4000:] if log.is_file() else "(none yet)"
+        evidence = f"\n--- {log} (tail) ---\n{tail}"
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}{evidence}")
 
 
 def job_state(run_as: Callable[..., Any], job: str) -> str:

@@ -77,7 +77,8 @@ def test_reshare_status_and_expiry(host_slurm: dict[str, str], run_as: Any, two_
     job, session = submit(site, "mtpub", site.apps / "mt_dashboard", form)
     try:
         wait_for(lambda: job_name(run_as, job).startswith("mt1:mtclass:") and (session / "mt_agent").is_dir()
-                 and "mt_gate_secret" in connection(session), 120, f"job {job} to publish and start its share agent")
+                 and "mt_gate_secret" in connection(session), 120,
+                 f"job {job} to publish and start its share agent", session)
         mine = connection(session)
         old_url = f"http://{mine['host']}:{mine['port']}/{mine['mt_gate_secret']}/"
         assert uses(run_as, "mtrecv", old_url) == 5

@@ -74,7 +74,7 @@ def test_unshare_a_gated_service(host_slurm: dict[str, str], run_as: Any, ood_si
     job, session = submit(ood_site, "mtpub", ood_site.apps / "mt_dashboard", form)
     try:
         wait_for(lambda: job_name(run_as, job).startswith("mt1:") and (session / "mt_agent").is_dir(), 120,
-                 f"job {job} to publish and start its share agent")
+                 f"job {job} to publish and start its share agent", session)
         mine = connection(session)
         old_url = f"http://{mine['host']}:{mine['port']}/{mine['mt_gate_secret']}/"
         assert status(run_as, old_url) == "200"
@@ -132,7 +132,7 @@ def start_shared_database(run_as: Any, ood_site: OodSite) -> SharedDatabase:
     db = SharedDatabase(name, inst_dir, job, session, "", "", "", "")
     try:
         wait_for(lambda: (session / "mt_agent").is_dir() and job_name(run_as, job).startswith("mt1:"), 240,
-                 f"job {job} to publish and start its share agent")
+                 f"job {job} to publish and start its share agent", session)
         conn = connection(session)
         db.host, db.port, db.user = conn["host"], conn["port"], conn["db_user"]
         db.old = _shared_password(ood_site, run_as, job)

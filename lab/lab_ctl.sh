@@ -85,22 +85,22 @@ up() {
   podman volume exists "$home_volume" ||
     podman volume create --label "$generation_label=$lab_generation" "$home_volume" >/dev/null
   podman network exists "$network" || podman network create --subnet "$subnet.0/24" "$network" >/dev/null
-  local n name state
+  local n name state reason
   local -a args
   for n in "${nodes[@]}"; do
     name="$prefix-$n"
     state="$(podman container inspect --format '{{.State.Status}}' "$name" 2>/dev/null || true)"
+    reason=""
     if [[ -n "$state" && "$(podman container inspect --format '{{.Image}}' "$name")" != \
       "$(podman image inspect --format '{{.Id}}' "localhost/ood-mt-lab-$n:$lab_generation")" ]]; then
-      # The image was rebuilt since this container was made: recreate it from the new one.
-      echo "lab_ctl: $name runs an outdated image; recreating it" >&2
-      podman rm --force --time 10 "$name" >/dev/null
-      state=""
+      reason="runs an outdated image" # the image was rebuilt since this container was made
+    elif [[ "$state" == running ]] && ! podman exec "$name" true >/dev/null 2>&1; then
+      # podman still records it as running, but its processes were killed outside podman
+      # (a session or CI job ending kills every process, conmon included).
+      reason="is recorded as running but its processes are gone"
     fi
-    if [[ "$state" == running ]] && ! podman exec "$name" true >/dev/null 2>&1; then
-      # podman still records it as running, but its processes are gone: they were killed
-      # outside podman (a session or CI job ending kills every process, conmon included).
-      echo "lab_ctl: $name is recorded as running but its processes are gone; recreating it" >&2
+    if [[ -n "$reason" ]]; then
+      echo "lab_ctl: $name $reason; recreating it" >&2
       podman rm --force --time 10 "$name" >/dev/null
       state=""
     fi

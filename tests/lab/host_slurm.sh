@@ -490,22 +490,23 @@ cmd_status() {
 # The queue belongs to the test suite: a run killed mid-way (a session ending) leaves its
 # service jobs running, or slurmctld recovers them from its saved state, and they load the
 # 2 cores the next run's jobs need.
+queued_jobs() { squeue --noheader --all --format="${1:-%i}" | tr '\n' ' '; }
+
 cmd_cancel_jobs() {
   [[ "$(id -u)" == 0 ]] || die "must run as root"
   local jobs i
-  jobs="$(squeue --noheader --all --format=%i | tr '\n' ' ')"
-  if [[ -z "${jobs// /}" ]]; then
-    log "queue empty"
-    return 0
+  jobs="$(queued_jobs)"
+  if [[ -n "${jobs// /}" ]]; then
+    log "cancelling jobs left by an earlier run: $jobs"
+    # shellcheck disable=SC2086  # one argument per job id
+    scancel $jobs || true
   fi
-  log "cancelling jobs left by an earlier run: $jobs"
-  # shellcheck disable=SC2086  # one argument per job id
-  scancel $jobs || true
   for ((i = 0; i < 60; i++)); do
-    [[ -z "$(squeue --noheader --all --format=%i)" ]] && { log "queue empty"; return 0; }
+    jobs="$(queued_jobs)"
+    [[ -z "${jobs// /}" ]] && { log "queue empty"; return 0; }
     sleep 1
   done
-  log "warning: jobs still listed after 60 s: $(squeue --noheader --all --format='%i %T' | tr '\n' ' ')"
+  log "warning: jobs still listed after 60 s: $(queued_jobs '%i %T')"
 }
 
 cmd_env() {
